@@ -1,0 +1,101 @@
+"""Command line: `kdns serve`, `kdns check`, `kdns diagnose`, `kdns --version`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from kdns import __version__, logs
+from kdns.config import Config, load
+from kdns.corefile import CorefileError
+
+log = logging.getLogger("kdns")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kdns", description="Kubernetes cluster DNS server")
+    p.add_argument("--version", action="version", version=f"kdns {__version__}")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve DNS as the Corefile says")
+    serve.add_argument("--conf", default="Corefile", help="Corefile path (default ./Corefile)")
+    check = sub.add_parser("check", help="validate a Corefile without serving")
+    check.add_argument("--conf", default="Corefile", help="Corefile path (default ./Corefile)")
+    from kdns.diagnose import cli as diagnose_cli
+
+    diagnose_cli.add_parser(sub)
+    return p
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load(path)
+    except CorefileError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.conf)
+    if config is None:
+        return 1
+    for block in config.blocks:
+        names = ", ".join(e.name for e in block.entries)
+        print(
+            f"{block.file}:{block.line}: zones {' '.join(block.zones)} port {block.port}: {names}"
+        )
+    print(f"{args.conf}: OK")
+    return 0
+
+
+async def _serve(config: Config) -> None:
+    from kdns.server.app import App
+
+    app = App(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app.stop)
+    await app.run()
+
+
+def run_loop(coro: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (the image has it), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.conf)
+    if config is None:
+        return 1
+    log.info("kdns %s starting with %s", __version__, args.conf)
+    try:
+        run_loop(_serve(config))
+    except OSError as exc:
+        log.error("cannot serve: %s", exc)
+        return 1
+    log.info("kdns stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(args.log_format, args.log_level)
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "serve":
+        return cmd_serve(args)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
+    return 2

@@ -1,0 +1,414 @@
+"""Answer a question about a cluster zone from one ClusterIndex snapshot.
+
+The rules are the Kubernetes DNS specification (schema 1.1.0) and CoreDNS's `kubernetes` plugin:
+a name is first resolved to a list of `Item`s (what CoreDNS calls msg.Service: a host that is an
+IP or an external name, a port, and the name that owns it), then shaped per query type. Whether a
+name exists (NODATA vs NXDOMAIN) falls out of the same lookup: a name exists when it yields items.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from kdns.cluster.index import Address, ClusterIndex
+from kdns.cluster.objects import Key, Port, Service
+from kdns.cluster.selector import Selector
+from kdns.dns import names
+from kdns.dns import records as rr
+from kdns.dns.message import NOERROR, NXDOMAIN, REFUSED, Reply
+from kdns.dns.records import RR
+
+DNS_SCHEMA_VERSION = "1.1.0"
+TXT_TTL = 28800
+MAX_CHAIN = 10
+REVERSE_ZONES = ("in-addr.arpa.", "ip6.arpa.")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the `kubernetes` directive configures, in the form lookups need."""
+
+    zones: tuple[str, ...] = ("cluster.local.",)
+    ttl: int = 5
+    pods: str = "disabled"  # disabled | insecure | verified
+    namespaces: frozenset[str] = frozenset()
+    namespace_labels: Selector | None = None
+    labels: Selector | None = None
+    endpoint_pod_names: bool = False
+    ignore_empty_service: bool = False
+    noendpoints: bool = False
+    server_ips: tuple[str, ...] = ()
+
+    @property
+    def primary_zone(self) -> str:
+        for zone in self.zones:
+            if not zone.endswith(REVERSE_ZONES):
+                return zone
+        return self.zones[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    host: str  # an IP address, or the target name of an ExternalName service
+    port: int  # -1 when the owner has no port
+    target: str  # lower-case owner name used as an SRV target (zone not yet appended)
+    external: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    reply: Reply
+    chase: str | None = None  # out-of-zone CNAME target that A/AAAA still needs resolved
+    exists: bool = True
+
+
+@dataclass(slots=True)
+class _Ctx:
+    index: ClusterIndex
+    opts: Options
+    zone: str  # lower-case zone matched
+    zone_text: str  # the zone as written in the question (case kept)
+    items: list[Item] = field(default_factory=list)
+
+
+class _NoName(Exception):
+    """The name does not exist (NXDOMAIN)."""
+
+
+def soa_record(opts: Options, index: ClusterIndex, zone_text: str) -> RR:
+    zone_text = zone_text if zone_text.endswith(".") else zone_text + "."
+    dotted = "" if zone_text == "." else zone_text
+    return rr.soa(
+        zone_text,
+        min(opts.ttl, 300),
+        f"ns.dns.{dotted}",
+        f"hostmaster.{dotted}",
+        index.serial,
+        7200,
+        1800,
+        86400,
+        opts.ttl,
+    )
+
+
+def _negative(ctx: _Ctx, rcode: int) -> Answer:
+    soa = soa_record(ctx.opts, ctx.index, ctx.zone_text)
+    return Answer(Reply(rcode=rcode, authority=(soa,), aa=True), exists=rcode != NXDOMAIN)
+
+
+def _positive(
+    answer: list[RR], additional: list[RR] | tuple[RR, ...] = (), chase: str | None = None
+) -> Answer:
+    return Answer(Reply(NOERROR, tuple(answer), (), tuple(additional), aa=True), chase)
+
+
+def namespace_exposed(index: ClusterIndex, opts: Options, namespace: str) -> bool:
+    if opts.namespaces and namespace not in opts.namespaces:
+        return False
+    if opts.namespace_labels is not None:
+        ns = index.namespaces.get(namespace)
+        return ns is not None and opts.namespace_labels.matches(ns.labels)
+    return index.namespace_exists(namespace)
+
+
+def _service_visible(opts: Options, svc: Service) -> bool:
+    return opts.labels is None or opts.labels.matches(svc.labels)
+
+
+def endpoint_label(addr: Address, pod_names: bool) -> str:
+    """The name of an endpoint: hostname, else pod name (endpoint_pod_names), else dashed IP."""
+    if addr.hostname:
+        return addr.hostname
+    if pod_names and addr.pod_name:
+        return addr.pod_name
+    if "." in addr.ip:
+        return addr.ip.replace(".", "-")
+    dashed = addr.ip.replace(":", "-")
+    if dashed.startswith("-"):
+        dashed = "0" + dashed
+    return dashed + "0" if dashed.endswith("-") else dashed
+
+
+def _match_port(want_port: str, want_proto: str, port: Port) -> bool:
+    if want_port and want_port != port.name:
+        return False
+    return not (want_proto and want_proto != port.protocol)
+
+
+def _strip(label: str) -> str:
+    return label[1:] if label.startswith("_") else label
+
+
+def answer(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer:
+    """Answer `qname`/`qtype` for a name inside one of `opts.zones` (caller checked)."""
+    name = names.normalize(qname)
+    zone = names.longest_zone(name, opts.zones)
+    if zone is None:
+        raise ValueError(f"{qname} is not in {opts.zones}")
+    zone_text = qname[len(qname) - len(zone) :] if zone != "." else "."
+    if not zone_text.endswith("."):
+        zone_text += "."
+    ctx = _Ctx(index, opts, zone, zone_text)
+    if qtype in (rr.AXFR, rr.IXFR):
+        return Answer(Reply(rcode=REFUSED))
+    if zone.endswith(REVERSE_ZONES):
+        return _reverse(ctx, qname, name, qtype)
+    rel = name[: len(name) - len(zone)].rstrip(".") if zone != "." else name.rstrip(".")
+    segs = names.split(rel) if rel else []
+    try:
+        return _forward_lookup(ctx, qname, segs, qtype)
+    except _NoName:
+        return _negative(ctx, NXDOMAIN)
+
+
+def _forward_lookup(ctx: _Ctx, qname: str, segs: list[str], qtype: int) -> Answer:
+    opts, index = ctx.opts, ctx.index
+    if not segs:
+        return _apex(ctx, qname, qtype)
+    if segs == ["dns-version"]:
+        if qtype == rr.TXT:
+            return _positive([rr.txt(qname, TXT_TTL, DNS_SCHEMA_VERSION)])
+        return _negative(ctx, NOERROR)
+    if segs[-1] == "dns" and len(segs) <= 2:
+        if len(segs) == 1:
+            return _negative(ctx, NOERROR)  # empty non-terminal above ns.dns.<zone>
+        if segs[0] != "ns":
+            raise _NoName
+        want = rr.A if qtype == rr.A else rr.AAAA if qtype == rr.AAAA else 0
+        recs = [rr.address(qname, opts.ttl, ip) for ip in _ns_addresses(ctx)]
+        recs = [r for r in recs if r.rtype == want]
+        return _positive(recs) if recs else _negative(ctx, NOERROR)
+    kind = segs[-1]
+    if kind not in ("svc", "pod"):
+        raise _NoName
+    if len(segs) == 1:
+        return _negative(ctx, NOERROR)  # svc.<zone>, pod.<zone>: empty non-terminals
+    namespace = segs[-2]
+    if not namespace_exposed(index, opts, namespace):
+        raise _NoName
+    if len(segs) == 2:
+        if kind == "pod" and opts.pods == "disabled":
+            raise _NoName
+        return _negative(ctx, NOERROR)  # <ns>.svc.<zone>: exists as an empty non-terminal
+    if kind == "pod":
+        if len(segs) != 3:
+            raise _NoName
+        _pod_items(ctx, segs[0], namespace)
+    else:
+        rest = segs[:-3]
+        service = segs[-3]
+        endpoint = port = proto = ""
+        if len(rest) == 1:
+            endpoint = rest[0]
+        elif len(rest) == 2:
+            port, proto = _strip(rest[0]), _strip(rest[1])
+        elif len(rest) > 2:
+            raise _NoName  # more than two labels left of the service
+        _service_items(ctx, service, namespace, endpoint, port, proto)
+    if not ctx.items:
+        raise _NoName
+    return _shape(ctx, qname, qtype)
+
+
+def _pod_items(ctx: _Ctx, label: str, namespace: str) -> None:
+    mode = ctx.opts.pods
+    if mode == "disabled":
+        return
+    if label.count("-") == 3 and "--" not in label:
+        text = label.replace("-", ".")
+    else:
+        text = label.replace("-", ":")
+    try:
+        ip = str(ipaddress.ip_address(text))
+    except ValueError:
+        return
+    if mode == "verified":
+        pods = ctx.index.pods_by_ip.get(ip, ())
+        if not any(p.namespace == namespace for p in pods):
+            return
+    ctx.items.append(Item(ip, -1, ""))
+
+
+def _service_items(
+    ctx: _Ctx, service: str, namespace: str, endpoint: str, port: str, proto: str
+) -> None:
+    index, opts = ctx.index, ctx.opts
+    key: Key = (namespace, service)
+    svc = index.services.get(key)
+    if svc is None or not _service_visible(opts, svc):
+        return
+    base = f"{service}.{namespace}.svc."
+    if svc.type == "ExternalName":
+        if endpoint or port or proto or not svc.external_name:
+            return  # names below an ExternalName do not exist (coredns#5733)
+        target = svc.external_name if svc.external_name.endswith(".") else svc.external_name + "."
+        ctx.items.append(Item(target, -1, base, external=True))
+        return
+    addrs = index.addresses.get(key, ())
+    if opts.ignore_empty_service and not svc.headless and not addrs:
+        return
+    if svc.headless or endpoint:
+        if opts.noendpoints:
+            return
+        for addr in addrs:
+            label = endpoint_label(addr, opts.endpoint_pod_names)
+            if endpoint and endpoint != label:
+                continue
+            target = f"{label}.{base}"
+            if not addr.ports:
+                if not (port or proto):
+                    ctx.items.append(Item(addr.ip, -1, target))
+                continue
+            for p in addr.ports:
+                if _match_port(port, proto, p):
+                    ctx.items.append(Item(addr.ip, p.port, target))
+        return
+    for p in svc.ports:
+        if _match_port(port, proto, p):
+            for ip in svc.cluster_ips:
+                ctx.items.append(Item(ip, p.port, base))
+    if not svc.ports and not (port or proto):
+        for ip in svc.cluster_ips:
+            ctx.items.append(Item(ip, -1, base))
+
+
+def _shape(ctx: _Ctx, qname: str, qtype: int) -> Answer:
+    ttl = ctx.opts.ttl
+    items = ctx.items
+    if qtype in (rr.A, rr.AAAA):
+        external = [i for i in items if i.external]
+        if external:
+            cname = rr.cname(qname, ttl, external[0].host)
+            return _positive([cname], chase=external[0].host)
+        seen: set[str] = set()
+        out = []
+        for item in items:
+            if item.host in seen:
+                continue
+            seen.add(item.host)
+            rec = rr.address(qname, ttl, item.host)
+            if rec.rtype == qtype:
+                out.append(rec)
+        return _positive(out) if out else _negative(ctx, NOERROR)
+    if qtype == rr.CNAME:
+        external = [i for i in items if i.external]
+        if external:
+            return _positive([rr.cname(qname, ttl, external[0].host)])
+        return _negative(ctx, NOERROR)
+    if qtype == rr.SRV:
+        return _srv(ctx, qname)
+    return _negative(ctx, NOERROR)
+
+
+def _srv(ctx: _Ctx, qname: str) -> Answer:
+    ttl = ctx.opts.ttl
+    with_port = [i for i in ctx.items if i.port >= 0]
+    if not with_port:
+        return _negative(ctx, NOERROR)
+    weight = 100 // len(with_port) if len(with_port) else 0
+    answers: list[RR] = []
+    extra: list[RR] = []
+    seen_srv: set[tuple[str, int]] = set()
+    seen_glue: set[tuple[str, str]] = set()
+    for item in with_port:
+        target = item.host if item.external else item.target + ctx.zone_text
+        if (target.lower(), item.port) not in seen_srv:
+            seen_srv.add((target.lower(), item.port))
+            answers.append(rr.srv(qname, ttl, 0, weight, item.port, target))
+        if not item.external and (target.lower(), item.host) not in seen_glue:
+            seen_glue.add((target.lower(), item.host))
+            extra.append(rr.address(target, ttl, item.host))
+    return _positive(answers, extra)
+
+
+def _apex(ctx: _Ctx, qname: str, qtype: int) -> Answer:
+    opts = ctx.opts
+    if qtype == rr.SOA:
+        return _positive([soa_record(opts, ctx.index, qname)])
+    if qtype == rr.NS:
+        ns_name, glue = _ns_records(ctx)
+        return _positive([rr.ns(qname, opts.ttl, ns_name)], glue)
+    return _negative(ctx, NOERROR)
+
+
+def _ns_addresses(ctx: _Ctx) -> list[str]:
+    return [ip for ip in ctx.opts.server_ips if ip]
+
+
+def _ns_records(ctx: _Ctx) -> tuple[str, list[RR]]:
+    """The apex NS: the DNS Service this server backs, else ns.dns.<zone> (CoreDNS ns.go)."""
+    ttl = ctx.opts.ttl
+    for ip in ctx.opts.server_ips:
+        for key, _addr in ctx.index.endpoint_ip_owners.get(ip, ()):
+            svc = ctx.index.services.get(key)
+            if svc is None or not svc.cluster_ips:
+                continue
+            target = f"{svc.name}.{svc.namespace}.svc.{ctx.zone_text}"
+            return target, [rr.address(target, ttl, cip) for cip in svc.cluster_ips]
+    target = f"ns.dns.{ctx.zone_text}"
+    return target, [rr.address(target, ttl, ip) for ip in _ns_addresses(ctx)]
+
+
+def _reverse(ctx: _Ctx, qname: str, name: str, qtype: int) -> Answer:
+    ip = names.ptr_to_ip(name)
+    targets = ptr_targets(ctx.index, ctx.opts, ip) if ip else []
+    if not targets:
+        return _negative(ctx, NXDOMAIN)
+    if qtype != rr.PTR:
+        return _negative(ctx, NOERROR)
+    return _positive([rr.ptr(qname, ctx.opts.ttl, t) for t in targets])
+
+
+def ptr_targets(index: ClusterIndex, opts: Options, ip: str) -> list[str]:
+    """Names for an IP: the first service with that ClusterIP, else every endpoint with it."""
+    zone = opts.primary_zone
+    for key in index.cluster_ip_owners.get(ip, ()):
+        svc = index.services.get(key)
+        if svc and namespace_exposed(index, opts, key[0]) and _service_visible(opts, svc):
+            return [f"{svc.name}.{svc.namespace}.svc.{zone}"]
+    out: list[str] = []
+    if opts.noendpoints:
+        return out
+    for key, addr in index.endpoint_ip_owners.get(ip, ()):
+        svc = index.services.get(key)
+        if svc is None or not namespace_exposed(index, opts, key[0]):
+            continue
+        if not _service_visible(opts, svc):
+            continue
+        target = f"{endpoint_label(addr, opts.endpoint_pod_names)}.{key[1]}.{key[0]}.svc.{zone}"
+        if target not in out:
+            out.append(target)
+    return out
+
+
+def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer:
+    """`answer()` plus in-zone CNAME chasing (ExternalName to a cluster name).
+
+    Chains are bounded and a loop ends the chain. A target outside the zones is left in
+    `chase` for the caller, which resolves it through the server (forward).
+    """
+    first = answer(index, opts, qname, qtype)
+    if first.chase is None:
+        return first
+    chain = list(first.reply.answer)
+    extra = list(first.reply.additional)
+    seen = {names.normalize(qname)}
+    chase: str | None = first.chase
+    while chase is not None:
+        target = names.normalize(chase)
+        if target in seen or len(seen) > MAX_CHAIN:
+            chase = None
+            break
+        if names.longest_zone(target, opts.zones) is None:
+            break
+        seen.add(target)
+        nxt = answer(index, opts, chase, qtype)
+        if nxt.reply.rcode != NOERROR:
+            chase = None
+            break
+        chain.extend(nxt.reply.answer)
+        extra.extend(nxt.reply.additional)
+        chase = nxt.chase
+    reply = Reply(NOERROR, tuple(chain), (), tuple(extra), aa=True)
+    return Answer(reply, chase)

@@ -1,0 +1,248 @@
+"""The cluster index: an immutable snapshot, and the builder that publishes new ones.
+
+Sources (a snapshot file, the Kubernetes watches) feed an `IndexBuilder` with slim objects. Each
+`publish()` returns a new frozen `ClusterIndex` whose derived maps (ready addresses per service,
+owners of every IP for PTR, pods by IP) are already built, so a lookup reads one consistent
+snapshot and does no work beyond dictionary reads. Derived data is recomputed only for services
+whose objects changed since the last publish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from kdns.cluster.objects import Key, Namespace, Pod, Port, Service, Slice
+
+KINDS = ("Namespace", "Service", "EndpointSlice", "Pod")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One published endpoint address of a service, with the ports of its slice."""
+
+    ip: str
+    hostname: str
+    pod_name: str
+    ports: tuple[Port, ...]
+
+
+_EMPTY: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterIndex:
+    services: Mapping[Key, Service] = field(default_factory=dict)
+    addresses: Mapping[Key, tuple[Address, ...]] = field(default_factory=dict)
+    namespaces: Mapping[str, Namespace] = field(default_factory=dict)
+    service_namespaces: frozenset[str] = frozenset()
+    pods_by_ip: Mapping[str, tuple[Pod, ...]] = field(default_factory=dict)
+    cluster_ip_owners: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)
+    endpoint_ip_owners: Mapping[str, tuple[tuple[Key, Address], ...]] = field(default_factory=dict)
+    synced: bool = False
+    serial: int = 0
+    generation: int = 0
+
+    def namespace_exists(self, namespace: str) -> bool:
+        # A snapshot may omit Namespace objects; a namespace that holds services exists too.
+        return namespace in self.namespaces or namespace in self.service_namespaces
+
+
+def _addresses(service: Service, slices: Iterable[Slice]) -> tuple[Address, ...]:
+    out: list[Address] = []
+    for sl in sorted(slices, key=lambda s: s.name):
+        for ep in sl.endpoints:
+            if not ep.ready and not service.publish_not_ready:
+                continue
+            for ip in ep.addresses:
+                out.append(Address(ip, ep.hostname, ep.pod_name, sl.ports))
+    return tuple(out)
+
+
+class IndexBuilder:
+    """Mutable state fed by sources; `publish()` snapshots it. Not thread-safe (one event loop)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._services: dict[Key, Service] = {}
+        self._slices: dict[Key, Slice] = {}
+        self._slices_of: dict[Key, set[Key]] = {}
+        self._pods: dict[Key, Pod] = {}
+        self._namespaces: dict[str, Namespace] = {}
+        self._addresses: dict[Key, tuple[Address, ...]] = {}
+        self._ep_owners: dict[str, tuple[tuple[Key, Address], ...]] = {}
+        self._cip_owners: dict[str, tuple[Key, ...]] = {}
+        self._pods_by_ip: dict[str, tuple[Pod, ...]] = {}
+        self._svc_ns_count: dict[str, int] = {}
+        self._dirty: set[Key] = set()
+        self._synced_kinds: set[str] = set()
+        self._required_kinds: set[str] = {"Namespace", "Service", "EndpointSlice"}
+        self._changed = True
+        self._serial = int(clock())
+        self._generation = 0
+        self.current = ClusterIndex()
+
+    # -- feeding ---------------------------------------------------------------------------
+    def require(self, kinds: Iterable[str]) -> None:
+        self._required_kinds = set(kinds)
+
+    def mark_synced(self, kind: str) -> None:
+        if kind not in self._synced_kinds:
+            self._synced_kinds.add(kind)
+            self._changed = True
+
+    @property
+    def synced(self) -> bool:
+        return self._required_kinds <= self._synced_kinds
+
+    def upsert(self, obj: Service | Slice | Pod | Namespace) -> None:
+        self._changed = True
+        if isinstance(obj, Service):
+            old = self._services.get(obj.key)
+            if old is not None:
+                self._drop_cluster_ips(old)
+            else:
+                self._svc_ns_count[obj.namespace] = self._svc_ns_count.get(obj.namespace, 0) + 1
+            self._services[obj.key] = obj
+            for ip in obj.cluster_ips:
+                self._cip_owners[ip] = (*self._cip_owners.get(ip, ()), obj.key)
+            self._dirty.add(obj.key)
+        elif isinstance(obj, Slice):
+            old_slice = self._slices.get(obj.key)
+            if old_slice is not None and old_slice.service_key != obj.service_key:
+                self._unlink_slice(old_slice)
+            self._slices[obj.key] = obj
+            self._slices_of.setdefault(obj.service_key, set()).add(obj.key)
+            self._dirty.add(obj.service_key)
+        elif isinstance(obj, Pod):
+            old_pod = self._pods.get(obj.key)
+            if old_pod is not None:
+                self._drop_pod_ips(old_pod)
+            self._pods[obj.key] = obj
+            if not obj.terminating:
+                for ip in obj.ips:
+                    self._pods_by_ip[ip] = (*self._pods_by_ip.get(ip, ()), obj)
+        else:
+            self._namespaces[obj.name] = obj
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        self._changed = True
+        if kind == "Service":
+            old = self._services.pop(key, None)
+            if old is not None:
+                self._drop_cluster_ips(old)
+                left = self._svc_ns_count.get(namespace, 1) - 1
+                if left:
+                    self._svc_ns_count[namespace] = left
+                else:
+                    self._svc_ns_count.pop(namespace, None)
+            self._dirty.add(key)
+        elif kind == "EndpointSlice":
+            old_slice = self._slices.pop(key, None)
+            if old_slice is not None:
+                self._unlink_slice(old_slice)
+        elif kind == "Pod":
+            old_pod = self._pods.pop(key, None)
+            if old_pod is not None:
+                self._drop_pod_ips(old_pod)
+        elif kind == "Namespace":
+            self._namespaces.pop(name, None)
+
+    def replace_all(self, kind: str, objects: Iterable[Service | Slice | Pod | Namespace]) -> None:
+        """Make `kind` hold exactly `objects` (a relist): what is missing was deleted meanwhile."""
+        fresh = list(objects)
+        if kind == "Service":
+            keep: set[tuple[str, str]] = {o.key for o in fresh if isinstance(o, Service)}
+            existing = list(self._services)
+        elif kind == "EndpointSlice":
+            keep = {o.key for o in fresh if isinstance(o, Slice)}
+            existing = list(self._slices)
+        elif kind == "Pod":
+            keep = {o.key for o in fresh if isinstance(o, Pod)}
+            existing = list(self._pods)
+        else:
+            keep = {("", o.name) for o in fresh if isinstance(o, Namespace)}
+            existing = [("", n) for n in self._namespaces]
+        for ns, name in existing:
+            if (ns, name) not in keep:
+                self.delete(kind, ns, name)
+        for obj in fresh:
+            self.upsert(obj)
+
+    # -- publishing --------------------------------------------------------------------------
+    def publish(self) -> ClusterIndex:
+        """A new snapshot if anything changed since the last one, else the current one."""
+        if not self._changed:
+            return self.current
+        for key in self._dirty:
+            self._recompute(key)
+        self._dirty.clear()
+        self._changed = False
+        self._serial = max(self._serial + 1, int(self._clock()))
+        self._generation += 1
+        self.current = ClusterIndex(
+            services=dict(self._services),
+            addresses=dict(self._addresses),
+            namespaces=dict(self._namespaces),
+            service_namespaces=frozenset(self._svc_ns_count),
+            pods_by_ip=dict(self._pods_by_ip),
+            cluster_ip_owners=dict(self._cip_owners),
+            endpoint_ip_owners=dict(self._ep_owners),
+            synced=self.synced,
+            serial=self._serial,
+            generation=self._generation,
+        )
+        return self.current
+
+    def _recompute(self, key: Key) -> None:
+        for addr in self._addresses.pop(key, ()):
+            owners = tuple(o for o in self._ep_owners.get(addr.ip, ()) if o[0] != key)
+            if owners:
+                self._ep_owners[addr.ip] = owners
+            else:
+                self._ep_owners.pop(addr.ip, None)
+        service = self._services.get(key)
+        if service is None:
+            return
+        slices = [self._slices[k] for k in self._slices_of.get(key, ()) if k in self._slices]
+        addrs = _addresses(service, slices)
+        if addrs:
+            self._addresses[key] = addrs
+        for addr in addrs:
+            self._ep_owners[addr.ip] = (*self._ep_owners.get(addr.ip, ()), (key, addr))
+
+    def _unlink_slice(self, sl: Slice) -> None:
+        members = self._slices_of.get(sl.service_key)
+        if members is not None:
+            members.discard(sl.key)
+            if not members:
+                del self._slices_of[sl.service_key]
+        self._dirty.add(sl.service_key)
+
+    def _drop_cluster_ips(self, svc: Service) -> None:
+        for ip in svc.cluster_ips:
+            owners = tuple(k for k in self._cip_owners.get(ip, ()) if k != svc.key)
+            if owners:
+                self._cip_owners[ip] = owners
+            else:
+                self._cip_owners.pop(ip, None)
+
+    def _drop_pod_ips(self, pod: Pod) -> None:
+        for ip in pod.ips:
+            pods = tuple(p for p in self._pods_by_ip.get(ip, ()) if p.key != pod.key)
+            if pods:
+                self._pods_by_ip[ip] = pods
+            else:
+                self._pods_by_ip.pop(ip, None)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "services": len(self._services),
+            "endpointslices": len(self._slices),
+            "pods": len(self._pods),
+            "namespaces": len(self._namespaces),
+        }

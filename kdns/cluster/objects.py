@@ -1,0 +1,226 @@
+"""Slim projections of Kubernetes objects: only what DNS answers need.
+
+API objects arrive as plain dicts (JSON from the API server or YAML from a snapshot). Keeping
+small frozen records instead of whole objects is what keeps memory flat at cluster scale
+(CoreDNS's `object/` package does the same).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    name: str  # lower-case; "" for an unnamed port
+    port: int
+    protocol: str  # lower-case: tcp, udp, sctp
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    type: str
+    cluster_ips: tuple[str, ...]  # empty for headless and ExternalName services
+    headless: bool
+    external_name: str
+    ports: tuple[Port, ...]
+    publish_not_ready: bool
+    labels: tuple[tuple[str, str], ...]
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    addresses: tuple[str, ...]
+    hostname: str
+    pod_name: str  # targetRef name when it is a Pod and under 64 characters
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    namespace: str
+    name: str
+    service: str
+    address_type: str
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[Port, ...]
+    trigger_time: float | None
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @property
+    def service_key(self) -> Key:
+        return (self.namespace, self.service)
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    namespace: str
+    name: str
+    ips: tuple[str, ...]
+    terminating: bool
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: tuple[tuple[str, str], ...]
+
+
+class ObjectError(ValueError):
+    """An object that cannot be turned into DNS data (missing name, bad address, ...)."""
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        raise ObjectError("object has no metadata.name")
+    return meta
+
+
+def _labels(meta: Mapping[str, Any], key: str = "labels") -> tuple[tuple[str, str], ...]:
+    raw = meta.get(key) or {}
+    if not isinstance(raw, Mapping):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in raw.items()))
+
+
+def _ports(raw: Any) -> tuple[Port, ...]:
+    out = []
+    for p in raw or ():
+        if not isinstance(p, Mapping):
+            continue
+        port = p.get("port")
+        if not isinstance(port, int):
+            continue
+        out.append(
+            Port(str(p.get("name") or "").lower(), port, str(p.get("protocol") or "TCP").lower())
+        )
+    return tuple(out)
+
+
+def _ip(text: Any) -> str | None:
+    try:
+        return str(ipaddress.ip_address(str(text)))
+    except ValueError:
+        return None
+
+
+def service_from(obj: Mapping[str, Any]) -> Service:
+    meta = _meta(obj)
+    spec = obj.get("spec") or {}
+    stype = str(spec.get("type") or "ClusterIP")
+    raw_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    headless = any(str(ip) == "None" for ip in raw_ips) or (stype != "ExternalName" and not raw_ips)
+    ips = tuple(ip for ip in (_ip(x) for x in raw_ips if str(x) != "None") if ip)
+    return Service(
+        namespace=str(meta.get("namespace") or "default"),
+        name=meta["name"],
+        type=stype,
+        cluster_ips=() if stype == "ExternalName" else ips,
+        headless=headless and stype != "ExternalName",
+        external_name=str(spec.get("externalName") or "") if stype == "ExternalName" else "",
+        ports=_ports(spec.get("ports")),
+        publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
+        labels=_labels(meta),
+    )
+
+
+def _trigger_time(meta: Mapping[str, Any]) -> float | None:
+    ann = meta.get("annotations") or {}
+    raw = ann.get(TRIGGER_TIME_ANNOTATION) if isinstance(ann, Mapping) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        # RFC 3339 with optional nanoseconds: keep microseconds, which is all a float holds.
+        text = raw.replace("Z", "+00:00")
+        if "." in text:
+            head, rest = text.split(".", 1)
+            frac = "".join(ch for ch in rest if ch.isdigit())
+            tz = rest[len(frac) :]
+            text = f"{head}.{frac[:6]}{tz}"
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def slice_from(obj: Mapping[str, Any]) -> Slice:
+    meta = _meta(obj)
+    labels = meta.get("labels") or {}
+    service = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, Mapping) else None
+    endpoints = []
+    for ep in obj.get("endpoints") or ():
+        if not isinstance(ep, Mapping):
+            continue
+        cond = ep.get("conditions") or {}
+        ready = cond.get("ready") if isinstance(cond, Mapping) else None
+        ref = ep.get("targetRef") or {}
+        pod_name = ""
+        if isinstance(ref, Mapping) and ref.get("kind") == "Pod":
+            name = str(ref.get("name") or "")
+            pod_name = name if len(name) < 64 else ""
+        addrs = tuple(a for a in (_ip(x) for x in ep.get("addresses") or ()) if a)
+        if not addrs:
+            continue
+        endpoints.append(
+            Endpoint(
+                addresses=addrs,
+                hostname=str(ep.get("hostname") or "").lower(),
+                pod_name=pod_name.lower(),
+                ready=ready is None or bool(ready),  # unset means ready (API contract)
+            )
+        )
+    return Slice(
+        namespace=str(meta.get("namespace") or "default"),
+        name=meta["name"],
+        service=str(service or ""),
+        address_type=str(obj.get("addressType") or "IPv4"),
+        endpoints=tuple(endpoints),
+        ports=_ports(obj.get("ports")),
+        trigger_time=_trigger_time(meta),
+    )
+
+
+def pod_from(obj: Mapping[str, Any]) -> Pod:
+    meta = _meta(obj)
+    status = obj.get("status") or {}
+    ips: list[str] = []
+    for entry in status.get("podIPs") or ():
+        ip = _ip(entry.get("ip")) if isinstance(entry, Mapping) else None
+        if ip and ip not in ips:
+            ips.append(ip)
+    single = _ip(status.get("podIP")) if status.get("podIP") else None
+    if single and single not in ips:
+        ips.insert(0, single)
+    return Pod(
+        namespace=str(meta.get("namespace") or "default"),
+        name=meta["name"],
+        ips=tuple(ips),
+        terminating=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def namespace_from(obj: Mapping[str, Any]) -> Namespace:
+    meta = _meta(obj)
+    return Namespace(name=meta["name"], labels=_labels(meta))

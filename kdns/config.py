@@ -1,0 +1,145 @@
+"""Corefile meaning: server keys become zones and ports, directives become plugin configs.
+
+`load()` is everything `kdns check` does: it raises CorefileError (file:line) for any problem
+and touches no sockets, so a broken Corefile is refused before anything changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kdns import corefile, plugins
+from kdns.corefile import CorefileError, Directive, ServerBlock, Token
+from kdns.plugins import parsing
+from kdns.plugins.base import BlockInfo
+
+DEFAULT_PORT = 53
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    scheme: str
+    zones: tuple[str, ...]
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    name: str
+    config: Any
+    directive: Directive
+
+
+@dataclass(frozen=True, slots=True)
+class BlockConfig:
+    zones: tuple[str, ...]
+    port: int
+    entries: tuple[Entry, ...]  # in chain order
+    file: str
+    line: int
+
+    @property
+    def info(self) -> BlockInfo:
+        return BlockInfo(self.zones, self.port, self.file, self.line)
+
+    def get(self, name: str) -> Entry | None:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        return None
+
+    def all(self, name: str) -> list[Entry]:
+        return [e for e in self.entries if e.name == name]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    blocks: tuple[BlockConfig, ...]
+    digest: str
+
+
+def parse_key(tok: Token, default_port: int) -> Address:
+    """`[dns://]ZONE[:PORT]` -> Address; `:53` means the root zone."""
+    text = tok.text
+    scheme = "dns"
+    if "://" in text:
+        scheme, text = text.split("://", 1)
+        if scheme != "dns":
+            raise tok.error(
+                f"transport {scheme}:// is not supported yet (kdns serves plain DNS: dns://)"
+            )
+    port = default_port
+    host = text
+    if text.startswith("["):
+        raise tok.error("an IPv6 literal is not a zone; use bind to choose listen addresses")
+    if ":" in text:
+        host, _, port_text = text.rpartition(":")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise tok.error(f"invalid port {port_text!r} in server key {tok.text!r}")
+        port = int(port_text)
+    host = host or "."
+    zone_tok = Token(host, tok.file, tok.line)
+    return Address(scheme, tuple(parsing.zone(zone_tok)), port)
+
+
+def build_block(block: ServerBlock, default_port: int = DEFAULT_PORT) -> BlockConfig:
+    addrs = [parse_key(k, default_port) for k in block.keys]
+    ports = {a.port for a in addrs}
+    if len(ports) > 1:
+        raise CorefileError(
+            block.file, block.line, "all keys of one server block must use the same port"
+        )
+    zones: list[str] = []
+    for a in addrs:
+        for z in a.zones:
+            if z not in zones:
+                zones.append(z)
+    info = BlockInfo(tuple(zones), ports.pop(), block.file, block.line)
+    entries: list[Entry] = []
+    seen: dict[str, Directive] = {}
+    for d in block.directives:
+        spec = plugins.spec(d.name)
+        if spec is None:
+            if plugins.known_directive(d.name):
+                raise d.error(f'directive "{d.name}" is not supported yet')
+            raise d.error(f'unknown directive "{d.name}"')
+        if d.name in seen and not spec.repeatable:
+            first = seen[d.name]
+            raise d.error(
+                f'directive "{d.name}" can only be used once per server block '
+                f"(first at {first.file}:{first.line})"
+            )
+        seen[d.name] = d
+        entries.append(Entry(d.name, spec.parse(d, info), d))
+    entries.sort(key=lambda e: plugins.position(e.name))
+    return BlockConfig(info.zones, info.port, tuple(entries), block.file, block.line)
+
+
+def from_text(text: str, path: str = "Corefile") -> Config:
+    blocks = tuple(build_block(b) for b in corefile.parse(text, path))
+    seen: dict[tuple[str, int], BlockConfig] = {}
+    for b in blocks:
+        for z in b.zones:
+            if (z, b.port) in seen:
+                other = seen[(z, b.port)]
+                raise CorefileError(
+                    b.file,
+                    b.line,
+                    f"zone {z} on port {b.port} is already served by the block at "
+                    f"{other.file}:{other.line}",
+                )
+            seen[(z, b.port)] = b
+    return Config(path, blocks, hashlib.sha512(text.encode()).hexdigest())
+
+
+def load(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise CorefileError(str(p), 0, f"cannot read Corefile: {exc.strerror}") from exc
+    return from_text(text, str(p))

@@ -1,0 +1,424 @@
+"""Bytes <-> messages: header screening, a bounded decoder, the encoder and truncation.
+
+The decoder is written for hostile input: every read is bounds-checked, a compression pointer
+must point strictly backwards (so loops are impossible), and names are capped at 255 bytes. It
+never raises anything but `WireError`. Screening runs on the raw header before anything is parsed,
+as miekg/dns's accept function does, so garbage is dropped or answered FORMERR cheaply.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from kdns.dns import names
+from kdns.dns.message import (
+    BADVERS,
+    EDNS_DO,
+    FLAG_AA,
+    FLAG_AD,
+    FLAG_CD,
+    FLAG_QR,
+    FLAG_RA,
+    FLAG_RD,
+    FLAG_TC,
+    FORMERR,
+    NOTIMP,
+    Edns,
+    Reply,
+    Request,
+)
+from kdns.dns.records import CNAME, MX, NS, OPT, PTR, RR, SOA, SRV
+
+_HEADER = struct.Struct("!HHHHHH")
+_RR_FIXED = struct.Struct("!HHIH")
+_Q_FIXED = struct.Struct("!HH")
+
+# Types whose rdata may hold compressed names (RFC 1035); MX, SRV, SOA are handled apart.
+_NAME_RDATA = {NS, CNAME, PTR, 7, 8, 9, 3, 4}  # NS CNAME PTR MB MG MR MD MF
+MAX_RECORDS = 4096  # a message of 64 KiB cannot hold more than this many RRs
+
+
+class WireError(Exception):
+    """The bytes are not a well-formed DNS message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A fully decoded message (used for upstream replies and by tests/tools)."""
+
+    id: int
+    flags: int
+    rcode: int
+    question: tuple[tuple[str, int, int], ...]
+    answer: tuple[RR, ...]
+    authority: tuple[RR, ...]
+    additional: tuple[RR, ...]
+    edns: Edns | None
+
+    @property
+    def tc(self) -> bool:
+        return bool(self.flags & FLAG_TC)
+
+    def to_reply(self, plugin: str = "") -> Reply:
+        return Reply(
+            rcode=self.rcode,
+            answer=self.answer,
+            authority=self.authority,
+            additional=self.additional,
+            aa=bool(self.flags & FLAG_AA),
+            tc=bool(self.flags & FLAG_TC),
+            ra=bool(self.flags & FLAG_RA),
+            ad=bool(self.flags & FLAG_AD),
+            plugin=plugin,
+        )
+
+
+def read_name(data: bytes, off: int) -> tuple[str, int, bytes]:
+    """Decode a possibly compressed name at `off`.
+
+    Returns (text, offset after the name in the original position, uncompressed wire form).
+    """
+    labels: list[str] = []
+    wire = bytearray()
+    end = -1
+    pos = off
+    limit = pos  # pointers must go strictly below the start of the current run
+    hops = 0
+    while True:
+        if pos >= len(data):
+            raise WireError("name runs past the end")
+        n = data[pos]
+        if n & 0xC0 == 0xC0:
+            if pos + 1 >= len(data):
+                raise WireError("truncated pointer")
+            target = ((n & 0x3F) << 8) | data[pos + 1]
+            if end < 0:
+                end = pos + 2
+            if target >= limit:
+                raise WireError("forward or looping compression pointer")
+            hops += 1
+            if hops > 127:
+                raise WireError("too many compression pointers")
+            pos = target
+            limit = target
+            continue
+        if n & 0xC0:
+            raise WireError("unsupported label type")
+        if n == 0:
+            wire.append(0)
+            if end < 0:
+                end = pos + 1
+            break
+        if pos + 1 + n > len(data):
+            raise WireError("label runs past the end")
+        raw = data[pos + 1 : pos + 1 + n]
+        wire.append(n)
+        wire += raw
+        if len(wire) > 255:
+            raise WireError("name longer than 255 bytes")
+        labels.append(names.label_from_wire(raw))
+        pos += 1 + n
+    text = ".".join(labels) + "." if labels else "."
+    return text, end, bytes(wire)
+
+
+def _read_rr(data: bytes, off: int) -> tuple[RR, int]:
+    name, off, _ = read_name(data, off)
+    if off + 10 > len(data):
+        raise WireError("truncated resource record")
+    rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, off)
+    off += 10
+    end = off + rdlen
+    if end > len(data):
+        raise WireError("rdata runs past the end")
+    rdata = _expand_rdata(data, rtype, off, end) if rtype != OPT else data[off:end]
+    if ttl & 0x80000000 and rtype != OPT:
+        ttl = 0  # RFC 2181 8: a TTL with the top bit set is read as zero
+    return RR(name, rtype, ttl, rdata, rclass), end
+
+
+def _expand_rdata(data: bytes, rtype: int, off: int, end: int) -> bytes:
+    """Rdata with any compressed names spelled out, so it can be re-encoded anywhere."""
+    try:
+        if rtype in _NAME_RDATA:
+            _, after, wire = read_name(data, off)
+            if after != end:
+                raise WireError("rdata length mismatch")
+            return wire
+        if rtype == MX:
+            _, after, wire = read_name(data, off + 2)
+            if after != end:
+                raise WireError("rdata length mismatch")
+            return data[off : off + 2] + wire
+        if rtype == SRV:
+            _, after, wire = read_name(data, off + 6)
+            if after != end:
+                raise WireError("rdata length mismatch")
+            return data[off : off + 6] + wire
+        if rtype == SOA:
+            _, after, mwire = read_name(data, off)
+            _, after, rwire = read_name(data, after)
+            if after + 20 != end:
+                raise WireError("rdata length mismatch")
+            return mwire + rwire + data[after:end]
+    except WireError:
+        raise
+    return data[off:end]
+
+
+def _read_edns(rr: RR) -> Edns:
+    if rr.name != ".":
+        raise WireError("OPT owner is not the root")
+    # Options are TLVs; a malformed option list makes the message malformed.
+    i = 0
+    while i < len(rr.rdata):
+        if i + 4 > len(rr.rdata):
+            raise WireError("truncated EDNS option")
+        (olen,) = struct.unpack_from("!H", rr.rdata, i + 2)
+        i += 4 + olen
+        if i > len(rr.rdata):
+            raise WireError("EDNS option runs past the end")
+    ttl = rr.ttl
+    return Edns(udp_size=rr.rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & EDNS_DO))
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode a whole message (upstream replies). Raises WireError on anything malformed."""
+    if len(data) < 12:
+        raise WireError("shorter than a header")
+    mid, flags, qd, an, ns, ar = _HEADER.unpack_from(data, 0)
+    if qd + an + ns + ar > MAX_RECORDS or (qd * 5 + (an + ns + ar) * 11) > len(data) - 12:
+        raise WireError("record counts do not fit the message")
+    off = 12
+    question = []
+    for _ in range(qd):
+        qname, off, _ = read_name(data, off)
+        if off + 4 > len(data):
+            raise WireError("truncated question")
+        qtype, qclass = _Q_FIXED.unpack_from(data, off)
+        off += 4
+        question.append((qname, qtype, qclass))
+    sections: list[list[RR]] = [[], [], []]
+    for idx, count in enumerate((an, ns, ar)):
+        for _ in range(count):
+            rr, off = _read_rr(data, off)
+            sections[idx].append(rr)
+    edns = None
+    additional = []
+    for rr in sections[2]:
+        if rr.rtype == OPT:
+            if edns is not None:
+                raise WireError("more than one OPT record")
+            edns = _read_edns(rr)
+            ext = (rr.ttl >> 24) & 0xFF
+        else:
+            additional.append(rr)
+    rcode = flags & 0xF
+    if edns is not None:
+        rcode |= ext << 4
+    return Message(
+        mid,
+        flags,
+        rcode,
+        tuple(question),
+        tuple(sections[0]),
+        tuple(sections[1]),
+        tuple(additional),
+        edns,
+    )
+
+
+def _error_reply(data: bytes, rcode: int, with_question: bytes = b"") -> bytes:
+    mid, flags = struct.unpack_from("!HH", data, 0)
+    out_flags = FLAG_QR | (flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode & 0xF)
+    return _HEADER.pack(mid, out_flags, 1 if with_question else 0, 0, 0, 0) + with_question
+
+
+def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request | bytes | None:
+    """Screen and decode a query.
+
+    Returns a Request, or ready reply bytes (FORMERR/NOTIMP/BADVERS) when the header is readable
+    but the query cannot be served, or None when the packet should be dropped silently.
+    """
+    if len(data) < 12:
+        return None
+    mid, flags, qd, an, ns, ar = _HEADER.unpack_from(data, 0)
+    if flags & FLAG_QR:
+        return None  # a response: never answer it (reflection loops)
+    opcode = (flags >> 11) & 0xF
+    if qd != 1:
+        return _error_reply(data, FORMERR)
+    # Question: an uncompressed name (a pointer in a query's question is malformed).
+    off = 12
+    total = 0
+    while True:
+        if off >= len(data):
+            return _error_reply(data, FORMERR)
+        n = data[off]
+        if n == 0:
+            off += 1
+            break
+        if n & 0xC0 or off + 1 + n > len(data):
+            return _error_reply(data, FORMERR)
+        total += n + 1
+        if total > 254:
+            return _error_reply(data, FORMERR)
+        off += 1 + n
+    if off + 4 > len(data):
+        return _error_reply(data, FORMERR)
+    qname_wire = data[12:off]
+    qtype, qclass = _Q_FIXED.unpack_from(data, off)
+    question = data[12 : off + 4]
+    off += 4
+    if opcode != 0:
+        return _error_reply(data, NOTIMP, question)
+    edns: Edns | None = None
+    if an or ns or ar:
+        if an > 1 or ns > 1 or ar > 2 or (an + ns + ar) * 11 > len(data) - off:
+            return _error_reply(data, FORMERR, question)
+        try:
+            for i in range(an + ns + ar):
+                rr, off = _read_rr(data, off)
+                if rr.rtype == OPT:
+                    if i < an + ns or edns is not None:
+                        raise WireError("misplaced OPT")
+                    edns = _read_edns(rr)
+        except WireError:
+            return _error_reply(data, FORMERR, question)
+    qname = _qname_text(qname_wire)
+    request = Request(
+        id=mid,
+        qname=qname,
+        name=qname.lower(),
+        qtype=qtype,
+        qclass=qclass,
+        flags=flags,
+        edns=edns,
+        proto=proto,
+        client=client,
+        port=port,
+        qname_wire=qname_wire,
+        size=len(data),
+    )
+    if edns is not None and edns.version > 0:
+        return encode(request, Reply(rcode=BADVERS))
+    return request
+
+
+def _qname_text(wire: bytes) -> str:
+    labels = []
+    i = 0
+    while wire[i]:
+        n = wire[i]
+        labels.append(names.label_from_wire(wire[i + 1 : i + 1 + n]))
+        i += 1 + n
+    return ".".join(labels) + "." if labels else "."
+
+
+class _Writer:
+    """Appends names and records to a message, compressing owner names against earlier ones."""
+
+    __slots__ = ("buf", "offsets")
+
+    def __init__(self, buf: bytearray) -> None:
+        self.buf = buf
+        self.offsets: dict[str, int] = {}
+
+    def name(self, text: str) -> None:
+        labels = names.split(text)
+        for i in range(len(labels)):
+            suffix = ".".join(labels[i:])
+            ptr = self.offsets.get(suffix)
+            if ptr is not None:
+                self.buf += struct.pack("!H", 0xC000 | ptr)
+                return
+            if len(self.buf) < 0x3FFF:
+                self.offsets[suffix] = len(self.buf)
+            raw = names.label_to_wire(labels[i])
+            self.buf.append(len(raw))
+            self.buf += raw
+        self.buf.append(0)
+
+    def rr(self, rr: RR) -> None:
+        self.name(rr.name)
+        self.buf += _RR_FIXED.pack(rr.rtype, rr.rclass, rr.ttl, len(rr.rdata))
+        self.buf += rr.rdata
+
+
+def encode(request: Request, reply: Reply) -> bytes:
+    """Wire form of `reply` to `request`, truncated to what the client accepts.
+
+    Records are kept in order (answer, authority, additional) while they fit; if any is dropped
+    the TC bit is set, as CoreDNS's scrub does. The question and the OPT record always stay.
+    """
+    flags = FLAG_QR | (request.flags & (0x7800 | FLAG_RD | FLAG_CD)) | (reply.rcode & 0xF)
+    if reply.aa:
+        flags |= FLAG_AA
+    if reply.ra:
+        flags |= FLAG_RA
+    if reply.ad and (request.do or request.flags & FLAG_AD):
+        flags |= FLAG_AD
+    tc = reply.tc
+    opt = b""
+    if request.edns is not None:
+        ext = (reply.rcode >> 4) & 0xFF
+        opt_ttl = (ext << 24) | (EDNS_DO if request.edns.do else 0)
+        opt = b"\x00" + _RR_FIXED.pack(OPT, max(request.edns.udp_size, 512), opt_ttl, 0)
+    buf = bytearray(12)
+    writer = _Writer(buf)
+    _register_question(writer, request.qname)
+    buf += request.qname_wire
+    buf += _Q_FIXED.pack(request.qtype, request.qclass)
+    limit = request.max_size - len(opt)
+    counts = [0, 0, 0]
+    full = False
+    for idx, section in enumerate((reply.answer, reply.authority, reply.additional)):
+        for rr in section:
+            mark = len(buf)
+            saved = dict(writer.offsets) if len(buf) + 255 + len(rr.rdata) > limit else None
+            writer.rr(rr)
+            if len(buf) > limit:
+                del buf[mark:]
+                if saved is not None:
+                    writer.offsets = saved
+                full = True
+                break
+            counts[idx] += 1
+        if full:
+            tc = True
+            break
+    if tc:
+        flags |= FLAG_TC
+    arcount = counts[2] + (1 if opt else 0)
+    _HEADER.pack_into(buf, 0, request.id, flags, 1, counts[0], counts[1], arcount)
+    buf += opt
+    return bytes(buf)
+
+
+def _register_question(writer: _Writer, qname: str) -> None:
+    labels = names.split(qname)
+    off = 12
+    for i in range(len(labels)):
+        writer.offsets.setdefault(".".join(labels[i:]), off)
+        off += 1 + len(names.label_to_wire(labels[i]))
+
+
+def encode_query(
+    qname: str,
+    qtype: int,
+    mid: int,
+    *,
+    rd: bool = True,
+    edns_size: int | None = 1232,
+    do: bool = False,
+    cd: bool = False,
+) -> bytes:
+    """A query message, for the forwarder, health checks and tools."""
+    flags = (FLAG_RD if rd else 0) | (FLAG_CD if cd else 0)
+    out = bytearray(_HEADER.pack(mid, flags, 1, 0, 0, 1 if edns_size else 0))
+    out += names.to_wire(qname)
+    out += _Q_FIXED.pack(qtype, 1)
+    if edns_size:
+        out += b"\x00" + _RR_FIXED.pack(OPT, edns_size, EDNS_DO if do else 0, 0)
+    return bytes(out)

@@ -1,0 +1,260 @@
+"""`kubernetes [ZONES...] { ... }`: answer cluster names from the index, as CoreDNS's plugin.
+
+Options follow CoreDNS's README: endpoint, kubeconfig, tls, namespaces, namespace_labels, labels,
+pods, endpoint_pod_names, ttl, noendpoints, fallthrough, ignore empty_service, startup_timeout.
+`snapshot FILE` is kdns's own: serve a file of Kubernetes objects instead of an API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from kdns.cluster import answer
+from kdns.cluster import selector as selectors
+from kdns.cluster.index import ClusterIndex, IndexBuilder
+from kdns.corefile import Directive
+from kdns.dns import names
+from kdns.dns import records as rr
+from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
+from kdns.plugins import parsing
+from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+
+log = logging.getLogger("kdns.kubernetes")
+
+PROPERTIES = (
+    "endpoint",
+    "tls",
+    "kubeconfig",
+    "namespaces",
+    "namespace_labels",
+    "labels",
+    "pods",
+    "endpoint_pod_names",
+    "ttl",
+    "noendpoints",
+    "fallthrough",
+    "ignore",
+    "startup_timeout",
+    "snapshot",
+)
+NOT_YET = (
+    "multicluster",
+    "apiserver_qps",
+    "apiserver_burst",
+    "apiserver_max_inflight",
+    "zonal",
+    "transfer",
+    "resyncperiod",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesConfig:
+    options: answer.Options
+    fallthrough: tuple[str, ...] | None = None  # None: off; (): every zone
+    snapshot: str | None = None
+    endpoint: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    tls: tuple[str, str, str] | None = None
+    startup_timeout: float = 5.0
+
+    @property
+    def needs_pods(self) -> bool:
+        return self.options.pods == "verified"
+
+
+def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
+    zones = parsing.zones(d.args, block.zones)
+    opts: dict[str, Any] = {"zones": zones}
+    cfg: dict[str, Any] = {}
+    base_dir = Path(d.file).parent
+    for sub in d.block or ():
+        name, args = sub.name, sub.args
+        if name == "ttl":
+            parsing.arg_count(sub, 1, 1, "ttl SECONDS")
+            opts["ttl"] = parsing.integer(args[0], 0, 3600, "ttl")
+        elif name == "pods":
+            parsing.arg_count(sub, 1, 1, "pods disabled|insecure|verified")
+            if args[0].text not in ("disabled", "insecure", "verified"):
+                raise args[0].error(
+                    f"pods must be disabled, insecure or verified, got {args[0].text!r}"
+                )
+            opts["pods"] = args[0].text
+        elif name == "namespaces":
+            if not args:
+                raise sub.error("namespaces needs at least one namespace")
+            opts["namespaces"] = frozenset(t.text for t in args)
+        elif name in ("namespace_labels", "labels"):
+            if not args:
+                raise sub.error(f"{name} needs a label selector, e.g. {name} app=dns")
+            try:
+                opts[name] = selectors.parse(" ".join(t.text for t in args))
+            except ValueError as exc:
+                raise args[0].error(f"invalid {name}: {exc}") from None
+        elif name == "endpoint_pod_names":
+            parsing.no_args(sub)
+            opts["endpoint_pod_names"] = True
+        elif name == "noendpoints":
+            parsing.no_args(sub)
+            opts["noendpoints"] = True
+        elif name == "ignore":
+            if [t.text for t in args] != ["empty_service"]:
+                raise sub.error("usage: ignore empty_service")
+            opts["ignore_empty_service"] = True
+        elif name == "fallthrough":
+            cfg["fallthrough"] = parsing.zones(args, ())
+        elif name == "endpoint":
+            parsing.arg_count(sub, 1, 1, "endpoint URL")
+            url = args[0].text
+            if not url.startswith(("http://", "https://")):
+                raise args[0].error(f"endpoint must be an http:// or https:// URL, got {url!r}")
+            cfg["endpoint"] = url
+        elif name == "kubeconfig":
+            parsing.arg_count(sub, 1, 2, "kubeconfig KUBECONFIG [CONTEXT]")
+            cfg["kubeconfig"] = str(base_dir / args[0].text)
+            cfg["context"] = args[1].text if len(args) > 1 else None
+        elif name == "tls":
+            parsing.arg_count(sub, 3, 3, "tls CERT KEY CACERT")
+            cfg["tls"] = tuple(str(base_dir / t.text) for t in args)
+        elif name == "startup_timeout":
+            parsing.arg_count(sub, 1, 1, "startup_timeout DURATION")
+            cfg["startup_timeout"] = parsing.duration(args[0])
+        elif name == "snapshot":
+            parsing.arg_count(sub, 1, 1, "snapshot FILE")
+            cfg["snapshot"] = str(base_dir / args[0].text)
+        elif name in NOT_YET:
+            raise sub.error(f'kubernetes option "{name}" is not supported yet')
+        else:
+            raise parsing.unknown_property("kubernetes", sub, PROPERTIES)
+        parsing.no_block(sub)
+    if opts.get("pods") is None:
+        opts["pods"] = "disabled"
+    if cfg.get("snapshot") and (cfg.get("endpoint") or cfg.get("kubeconfig")):
+        raise d.error("kubernetes: snapshot cannot be combined with endpoint or kubeconfig")
+    return KubernetesConfig(options=answer.Options(**opts), **cfg)
+
+
+class Source(Protocol):
+    async def run(self) -> None: ...
+
+
+def _server_ips(bind: tuple[str, ...]) -> tuple[str, ...]:
+    concrete = tuple(ip for ip in bind if ip not in ("0.0.0.0", "::", ""))
+    if concrete:
+        return concrete
+    pod_ip = os.environ.get("POD_IP", "")  # set from the downward API in deploy/
+    return tuple(ip for ip in pod_ip.replace(",", " ").split() if ip)
+
+
+class KubernetesPlugin:
+    name = "kubernetes"
+
+    def __init__(self, config: KubernetesConfig, ctx: BuildContext) -> None:
+        server_ips = _server_ips(ctx.bind)
+        self.config = replace(config, options=replace(config.options, server_ips=server_ips))
+        self.options = self.config.options
+        self.builder = IndexBuilder()
+        kinds = {"Namespace", "Service", "EndpointSlice"}
+        if self.config.needs_pods:
+            kinds.add("Pod")
+        self.builder.require(kinds)
+        self.index: ClusterIndex = self.builder.current
+        self._lookup = ctx.lookup
+        self._synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.source = self._make_source(ctx)
+
+    def _make_source(self, ctx: BuildContext) -> Source:
+        if self.config.snapshot:
+            from kdns.sources.static import StaticSource
+
+            return StaticSource(self.config.snapshot, self.builder, self.publish)
+        from kdns.sources.kubernetes import KubernetesSource  # imported only when used (~1 s)
+
+        return KubernetesSource(self.config, self.builder, self.publish, ctx.registry)
+
+    def publish(self) -> None:
+        """Swap in a new snapshot; lookups already running keep the one they read."""
+        self.index = self.builder.publish()
+        if self.index.synced:
+            self._synced.set()
+
+    def ready(self) -> bool:
+        return self.index.synced
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.source.run(), name="kubernetes-source")
+        # Like CoreDNS: hold back serving for up to startup_timeout while the first sync runs.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.startup_timeout):
+                await self._synced.wait()
+        if not self.index.synced:
+            log.warning(
+                "kubernetes: not synced after %.1fs; answering SERVFAIL for cluster "
+                "names until the first sync",
+                self.config.startup_timeout,
+            )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            closer = getattr(self.source, "close", None)
+            if closer is not None:
+                await closer()
+
+    def _falls_through(self, name: str) -> bool:
+        ft = self.config.fallthrough
+        if ft is None:
+            return False
+        return not ft or names.longest_zone(name, ft) is not None
+
+    async def __call__(self, request: Request, call_next: Handler) -> Reply:
+        if names.longest_zone(request.name, self.options.zones) is None:
+            return await call_next(request)
+        index = self.index  # one consistent snapshot for this lookup
+        result = answer.lookup(index, self.options, request.qname, request.qtype)
+        reply = result.reply
+        if reply.rcode == NXDOMAIN:
+            if self._falls_through(request.name):
+                return await call_next(request)
+            if not index.synced:
+                return replace(
+                    reply,
+                    rcode=SERVFAIL,
+                    plugin=self.name,
+                    error="kubernetes: not yet synced with the API",
+                )
+        if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
+            reply = await self._chase(request, reply, result.chase)
+        return replace(reply, plugin=self.name)
+
+    async def _chase(self, request: Request, reply: Reply, target: str) -> Reply:
+        """Resolve an out-of-zone CNAME target through the server (normally `forward`)."""
+        try:
+            sub = request.with_question(target)
+        except ValueError:
+            return reply
+        try:
+            upstream = await self._lookup(sub)
+        except Exception as exc:  # the CNAME alone is still a correct answer
+            log.debug("kubernetes: looking up %s failed: %s", target, exc)
+            return reply
+        if upstream.rcode not in (NOERROR, NXDOMAIN):
+            return reply
+        return replace(reply, answer=reply.answer + upstream.answer, tc=reply.tc or upstream.tc)
+
+
+def build(config: KubernetesConfig, ctx: BuildContext) -> KubernetesPlugin:
+    return KubernetesPlugin(config, ctx)
+
+
+SPEC = PluginSpec("kubernetes", parse, build)

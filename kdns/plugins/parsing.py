@@ -1,0 +1,98 @@
+"""Argument readers shared by the directive parsers: durations, numbers, zones, flags.
+
+Each reader raises CorefileError pointing at the offending token, with what was expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from kdns.corefile import CorefileError, Directive, Token
+from kdns.dns import names
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(tok: Token, *, minimum: float = 0.0) -> float:
+    """Go-style duration (`5s`, `1m30s`, `250ms`) in seconds."""
+    text = tok.text
+    pos = 0
+    total = 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        if text.isdigit():
+            raise tok.error(f"duration {text!r} needs a unit, e.g. {text}s")
+        raise tok.error(f"invalid duration {text!r} (expected e.g. 5s, 1m30s, 500ms)")
+    if total < minimum:
+        raise tok.error(f"duration {text} is below the minimum of {minimum:g}s")
+    return total
+
+
+def integer(tok: Token, lo: int, hi: int, what: str) -> int:
+    try:
+        value = int(tok.text)
+    except ValueError:
+        raise tok.error(f"{what} must be a whole number, got {tok.text!r}") from None
+    if not lo <= value <= hi:
+        raise tok.error(f"{what} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def zone(tok: Token) -> list[str]:
+    """A zone argument: a domain, or a CIDR that expands to reverse zones."""
+    text = tok.text
+    if "/" in text:
+        try:
+            return names.reverse_zone_of_cidr(text)
+        except ValueError:
+            raise tok.error(f"invalid CIDR zone {text!r}") from None
+    if not text or (".." in text.strip(".") + "." and text != "."):
+        raise tok.error(f"invalid zone {text!r}")
+    return [names.normalize(text)]
+
+
+def zones(tokens: tuple[Token, ...] | list[Token], default: tuple[str, ...]) -> tuple[str, ...]:
+    if not tokens:
+        return default
+    out: list[str] = []
+    for tok in tokens:
+        for z in zone(tok):
+            if z not in out:
+                out.append(z)
+    return tuple(out)
+
+
+def no_args(d: Directive) -> None:
+    if d.args:
+        raise d.args[0].error(f"{d.name} takes no arguments, got {d.args[0].text!r}")
+
+
+def no_block(d: Directive) -> None:
+    if d.block:
+        raise d.block[0].error(f"{d.name} takes no block, found {d.block[0].name!r}")
+
+
+def arg_count(d: Directive, lo: int, hi: int, usage: str) -> None:
+    n = len(d.args)
+    if n < lo or n > hi:
+        where = d.args[hi] if n > hi else d
+        raise where.error(f"wrong number of arguments for {d.name}: usage: {usage}")
+
+
+def unknown_property(plugin: str, sub: Directive, known: tuple[str, ...]) -> CorefileError:
+    return sub.error(
+        f"unknown property {sub.name!r} for {plugin} (expected one of: {', '.join(known)})"
+    )
+
+
+def ip_address(tok: Token) -> str:
+    try:
+        return str(ipaddress.ip_address(tok.text))
+    except ValueError:
+        raise tok.error(f"invalid IP address {tok.text!r}") from None

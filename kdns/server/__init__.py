@@ -1,0 +1,1 @@
+"""Serving: the query dispatcher, the plugin chain, listeners and the application lifecycle."""

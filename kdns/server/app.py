@@ -1,0 +1,222 @@
+"""The application: a Corefile turned into listeners and plugin chains, and its lifecycle.
+
+Listeners are keyed by (address, port) and outlive configurations: a reload builds a new
+`Instance` (plugins, chains, dispatchers) from the new Corefile, starts it, and swaps it in under
+the existing sockets, so unchanged listeners keep serving without a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from kdns import plugins
+from kdns.config import BlockConfig, Config
+from kdns.dns.message import Reply, Request
+from kdns.plugins.base import BuildContext, Plugin
+from kdns.server import chain
+from kdns.server.dispatch import Dispatcher, Route
+from kdns.transport import tcp, udp
+
+log = logging.getLogger("kdns")
+
+ListenKey = tuple[str, int]
+
+
+def listen_addresses(block: BlockConfig) -> tuple[str, ...]:
+    entries = block.all("bind")
+    if not entries:
+        return ("",)  # every address
+    addrs: list[str] = []
+    for e in entries:
+        for a in e.config.addresses:
+            if a not in e.config.excluded and a not in addrs:
+                addrs.append(a)
+    return tuple(addrs)
+
+
+def server_label(addr: str, port: int) -> str:
+    host = "" if addr in ("", "0.0.0.0", "::") else (f"[{addr}]" if ":" in addr else addr)
+    return f"dns://{host}:{port}"
+
+
+@dataclass
+class Instance:
+    """Everything built from one Config: plugins per block and a dispatcher per listener."""
+
+    config: Config
+    registry: CollectorRegistry
+    dispatchers: dict[ListenKey, Dispatcher] = field(default_factory=dict)
+    plugins: list[Plugin] = field(default_factory=list)
+    block_plugins: list[tuple[BlockConfig, dict[str, Plugin]]] = field(default_factory=list)
+
+    def plugins_with(self, attr: str) -> list[Any]:
+        return [p for p in self.plugins if hasattr(p, attr)]
+
+    def not_ready(self) -> list[str]:
+        return sorted({p.name for p in self.plugins_with("ready") if not p.ready()})
+
+    async def start(self) -> None:
+        # Plugins start concurrently so one slow source does not delay the others.
+        await asyncio.gather(*(p.start() for p in self.plugins_with("start")))
+
+    async def stop(self) -> None:
+        for p in self.plugins_with("stop"):
+            try:
+                await p.stop()
+            except Exception:
+                log.exception("stopping plugin %s failed", p.name)
+
+
+def build(config: Config, registry: CollectorRegistry) -> Instance:
+    inst = Instance(config, registry)
+    routes: dict[ListenKey, list[Route]] = {}
+    lookups: list[tuple[list[Dispatcher], ListenKey]] = []
+
+    for block in config.blocks:
+        addrs = listen_addresses(block)
+        label = server_label(addrs[0] if len(addrs) == 1 else "", block.port)
+        target: list[Dispatcher] = []  # filled once the listener's dispatcher exists
+
+        async def lookup(request: Request, _target: list[Dispatcher] = target) -> Reply:
+            # Re-enter the server (CoreDNS's upstream): ExternalName targets go to forward.
+            return await _target[0].handle(request)
+
+        built: dict[str, Plugin] = {}
+        configs = {e.name: e.config for e in block.entries}
+        ctx = BuildContext(block.info, label, registry, lookup, built, configs, addrs)
+        ordered: list[Plugin] = []
+        # Back to front, so a plugin can find the ones after it (autopath -> kubernetes).
+        for entry in reversed(block.entries):
+            spec = plugins.spec(entry.name)
+            if spec is None or spec.build is None:
+                continue
+            plugin = spec.build(entry.config, ctx)
+            built[entry.name] = plugin
+            ordered.append(plugin)
+        ordered.reverse()
+        inst.plugins.extend(ordered)
+        inst.block_plugins.append((block, built))
+        route = Route(block.zones, chain.build(ordered), label)
+        for addr in addrs:
+            routes.setdefault((addr, block.port), []).append(route)
+        lookups.append((target, (addrs[0], block.port)))
+
+    for key, rs in routes.items():
+        inst.dispatchers[key] = Dispatcher(rs)
+    for target, key in lookups:
+        target.append(inst.dispatchers[key])
+    return inst
+
+
+class Listener:
+    """A UDP socket and a TCP server on one address and port, serving whatever dispatcher
+    the current Instance has for them."""
+
+    def __init__(self, key: ListenKey, resolve: Callable[[ListenKey], Dispatcher | None]) -> None:
+        self.key = key
+        self._resolve = resolve
+        self.udp_transport: asyncio.DatagramTransport | None = None
+        self.udp: udp.UdpProtocol | None = None
+        self.tcp = tcp.TcpListener(self._serve)
+
+    async def _serve(self, data: bytes, proto: str, client: str, port: int) -> bytes | None:
+        dispatcher = self._resolve(self.key)
+        if dispatcher is None:
+            return None
+        return await dispatcher.serve(data, proto, client, port)
+
+    async def open(self) -> None:
+        host, port = self.key
+        if host == "":
+            host = "::" if socket.has_ipv6 else "0.0.0.0"
+            try:
+                self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
+            except OSError:
+                host = "0.0.0.0"
+                self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
+        else:
+            self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
+        await self.tcp.start(None if self.key[0] == "" else host, port)
+
+    async def drain(self) -> None:
+        if self.udp is not None:
+            await self.udp.drain()
+        await self.tcp.drain()
+
+    async def close(self) -> None:
+        if self.udp_transport is not None:
+            self.udp_transport.close()
+        await self.tcp.close()
+
+
+Hook = Callable[["App", Instance], Awaitable[None]]
+
+
+class App:
+    """Runs a Config until asked to stop; reloads swap Instances under the same listeners."""
+
+    def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.config = config
+        self.instance: Instance | None = None
+        self.listeners: dict[ListenKey, Listener] = {}
+        self.started = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.lameduck = False
+        self.on_instance: list[Hook] = []  # called when an Instance goes live (metrics, http)
+
+    def dispatcher(self, key: ListenKey) -> Dispatcher | None:
+        return self.instance.dispatchers.get(key) if self.instance else None
+
+    async def activate(self, config: Config) -> None:
+        """Build, start and swap in `config`. The previous Instance keeps serving on failure."""
+        inst = build(config, self.registry)
+        await inst.start()
+        old = self.instance
+        wanted = set(inst.dispatchers)
+        for key in wanted - set(self.listeners):
+            listener = Listener(key, self.dispatcher)
+            await listener.open()
+            self.listeners[key] = listener
+        self.instance = inst
+        self.config = config
+        for hook in self.on_instance:
+            await hook(self, inst)
+        for key in set(self.listeners) - wanted:
+            listener = self.listeners.pop(key)
+            await listener.close()
+        if old is not None:
+            await old.stop()
+
+    async def run(self) -> None:
+        await self.activate(self.config)
+        self.started.set()
+        try:
+            await self.stopping.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        for listener in self.listeners.values():
+            if listener.udp is not None:
+                listener.udp.accepting = False
+        for listener in self.listeners.values():
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await listener.drain()
+        for listener in list(self.listeners.values()):
+            await listener.close()
+        self.listeners.clear()
+        if self.instance is not None:
+            await self.instance.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()

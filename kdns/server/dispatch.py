@@ -1,0 +1,94 @@
+"""One query, start to end: decode, route to a server block by zone, run its chain, encode.
+
+This is the one place where an unexpected exception becomes SERVFAIL (logged once per distinct
+message, counted), so one bad query can never take the server or its other queries down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kdns.dns import names, wire
+from kdns.dns.message import REFUSED, SERVFAIL, Reply, Request
+from kdns.dns.records import CLASS_IN
+from kdns.plugins.base import Handler
+
+log = logging.getLogger("kdns.server")
+
+# Called after every answered query: (request, reply, zone, seconds, wire size of the reply).
+Observer = Callable[[Request, Reply, str, float, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    zones: tuple[str, ...]
+    handler: Handler
+    server: str  # metrics label, e.g. dns://:53
+
+
+class Dispatcher:
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(routes)
+        self._by_zone = {z: r for r in self.routes for z in r.zones}
+        self._zones = tuple(self._by_zone)
+        self.observers: list[Observer] = []
+        self.on_panic: list[Callable[[], None]] = []
+        self.on_drop: list[Callable[[str], None]] = []
+        self._logged: set[str] = set()
+
+    def route(self, name: str) -> tuple[str, Route] | None:
+        zone = names.longest_zone(name, self._zones)
+        if zone is None:
+            return None
+        return zone, self._by_zone[zone]
+
+    async def handle(self, request: Request) -> Reply:
+        """Answer a decoded request. Never raises."""
+        reply, _ = await self._handle(request)
+        return reply
+
+    async def _handle(self, request: Request) -> tuple[Reply, str]:
+        if request.qclass != CLASS_IN:
+            return Reply(rcode=REFUSED), "."
+        found = self.route(request.name)
+        if found is None:
+            return Reply(rcode=REFUSED), "."
+        zone, route = found
+        try:
+            return await route.handler(request), zone
+        except Exception as exc:  # the one catch-all: a failing plugin costs one SERVFAIL
+            key = f"{type(exc).__name__}: {exc}"
+            if key not in self._logged and len(self._logged) < 1000:
+                self._logged.add(key)
+                log.exception(
+                    "unexpected error answering %s %d: %s", request.qname, request.qtype, key
+                )
+            for cb in self.on_panic:
+                cb()
+            return Reply(rcode=SERVFAIL, error=key), zone
+
+    async def serve(self, data: bytes, proto: str, client: str, port: int) -> bytes | None:
+        """Bytes in, bytes out (None: send nothing)."""
+        start = time.perf_counter()
+        decoded = wire.decode_query(data, proto, client, port)
+        if decoded is None:
+            for drop in self.on_drop:
+                drop(proto)
+            return None
+        if isinstance(decoded, bytes):
+            return decoded
+        reply, zone = await self._handle(decoded)
+        try:
+            out = wire.encode(decoded, reply)
+        except (ValueError, OverflowError) as exc:
+            log.error("cannot encode reply for %s: %s", decoded.qname, exc)
+            reply = Reply(rcode=SERVFAIL)
+            out = wire.encode(decoded, reply)
+        if self.observers:
+            elapsed = time.perf_counter() - start
+            for obs in self.observers:
+                obs(decoded, reply, zone, elapsed, len(out))
+        return out

@@ -1,0 +1,1 @@
+"""Sources feed an IndexBuilder: a snapshot file, or the Kubernetes API (list + watch)."""

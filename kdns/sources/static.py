@@ -1,0 +1,220 @@
+"""A cluster snapshot file: ordinary Kubernetes objects in YAML or JSON, reloaded when it changes.
+
+The file holds Namespaces, Services, EndpointSlices, Pods (and legacy v1 Endpoints), as
+multi-document YAML or a `kind: List`, exactly as `kubectl get -o yaml` prints them. Other kinds are
+skipped. A file that fails to load keeps the last good snapshot serving, and the error names the
+file and line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kdns.cluster import objects
+from kdns.cluster.index import IndexBuilder
+from kdns.cluster.objects import Endpoint, Namespace, ObjectError, Pod, Service, Slice
+
+log = logging.getLogger("kdns.snapshot")
+
+POLL_INTERVAL = 1.0
+KINDS = {"Namespace", "Service", "EndpointSlice", "Pod", "Endpoints"}
+
+
+class SnapshotError(Exception):
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(f"{file}:{line}: {message}")
+        self.file = file
+        self.line = line
+
+
+@dataclass(slots=True)
+class Snapshot:
+    namespaces: list[Namespace] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    slices: list[Slice] = field(default_factory=list)
+    pods: list[Pod] = field(default_factory=list)
+
+    def load_into(self, builder: IndexBuilder) -> None:
+        builder.replace_all("Namespace", self.namespaces)
+        builder.replace_all("Service", self.services)
+        builder.replace_all("EndpointSlice", self.slices)
+        builder.replace_all("Pod", self.pods)
+        for kind in ("Namespace", "Service", "EndpointSlice", "Pod"):
+            builder.mark_synced(kind)
+
+
+def _endpoints_to_slices(obj: Mapping[str, Any]) -> list[Slice]:
+    """Legacy v1 Endpoints, as kube-dns read them: one slice per subset."""
+    meta = obj.get("metadata") or {}
+    ns = str(meta.get("namespace") or "default")
+    name = str(meta.get("name") or "")
+    out = []
+    for i, subset in enumerate(obj.get("subsets") or ()):
+        ports = objects._ports(subset.get("ports"))
+        eps = []
+        for ready, key in ((True, "addresses"), (False, "notReadyAddresses")):
+            for a in subset.get(key) or ():
+                ip = objects._ip(a.get("ip"))
+                if ip is None:
+                    continue
+                ref = a.get("targetRef") or {}
+                pod = str(ref.get("name") or "") if ref.get("kind") == "Pod" else ""
+                eps.append(
+                    Endpoint(
+                        (ip,),
+                        str(a.get("hostname") or "").lower(),
+                        pod.lower() if len(pod) < 64 else "",
+                        ready,
+                    )
+                )
+        out.append(Slice(ns, f"endpoints/{name}/{i}", name, "IPv4", tuple(eps), ports, None))
+    return out
+
+
+def _add(snap: Snapshot, obj: Any, file: str, line: int) -> None:
+    if not isinstance(obj, Mapping):
+        raise SnapshotError(file, line, "expected a Kubernetes object (a mapping with kind)")
+    kind = obj.get("kind")
+    if kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in obj):
+        return  # handled by the caller, which knows each item's line
+    if not isinstance(kind, str):
+        raise SnapshotError(file, line, "object has no kind")
+    if kind not in KINDS:
+        log.debug("%s:%d: skipping %s (not used for DNS)", file, line, kind)
+        return
+    try:
+        if kind == "Namespace":
+            snap.namespaces.append(objects.namespace_from(obj))
+        elif kind == "Service":
+            snap.services.append(objects.service_from(obj))
+        elif kind == "EndpointSlice":
+            snap.slices.append(objects.slice_from(obj))
+        elif kind == "Pod":
+            snap.pods.append(objects.pod_from(obj))
+        else:
+            snap.slices.extend(_endpoints_to_slices(obj))
+    except (ObjectError, AttributeError, TypeError) as exc:
+        raise SnapshotError(file, line, f"invalid {kind}: {exc}") from None
+
+
+def parse(text: str, file: str) -> Snapshot:
+    snap = Snapshot()
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            data = loader.construct_document(node)
+            line = node.start_mark.line + 1
+            if data is None:
+                continue
+            if isinstance(data, Mapping) and isinstance(data.get("items"), list):
+                item_nodes = _items_nodes(node)
+                for i, item in enumerate(data["items"]):
+                    item_line = item_nodes[i].start_mark.line + 1 if i < len(item_nodes) else line
+                    _add(snap, item, file, item_line)
+            elif isinstance(data, list):
+                for i, item in enumerate(data):
+                    item_line = node.value[i].start_mark.line + 1
+                    _add(snap, item, file, item_line)
+            else:
+                _add(snap, data, file, line)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        raise SnapshotError(file, line, f"invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SnapshotError(file, 0, f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    return snap
+
+
+def _items_nodes(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if (
+                isinstance(key, yaml.ScalarNode)
+                and key.value == "items"
+                and isinstance(value, yaml.SequenceNode)
+            ):
+                return list(value.value)
+    return []
+
+
+def load(path: str | Path) -> Snapshot:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SnapshotError(str(p), 0, f"cannot read snapshot: {exc.strerror}") from None
+    return parse(text, str(p))
+
+
+class StaticSource:
+    """Serves a snapshot file and reloads it atomically when its content changes."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        builder: IndexBuilder,
+        publish: Callable[[], None],
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self.path = Path(path)
+        self.builder = builder
+        self.publish = publish
+        self.poll_interval = poll_interval
+        self._digest = ""
+        self.last_error: str = ""
+
+    def load_once(self) -> bool:
+        """Load the file if it changed. Returns True when a new snapshot was published."""
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            self._fail(f"{self.path}:0: cannot read snapshot: {exc.strerror}")
+            return False
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest == self._digest:
+            return False
+        try:
+            snap = parse(raw.decode(errors="replace"), str(self.path))
+        except SnapshotError as exc:
+            self._digest = digest  # do not log the same broken content every second
+            self._fail(str(exc))
+            return False
+        self._digest = digest
+        self.last_error = ""
+        snap.load_into(self.builder)
+        self.publish()
+        log.info(
+            "loaded snapshot %s: %d services, %d endpointslices, %d pods, %d namespaces",
+            self.path,
+            len(snap.services),
+            len(snap.slices),
+            len(snap.pods),
+            len(snap.namespaces),
+        )
+        return True
+
+    def _fail(self, message: str) -> None:
+        self.last_error = message
+        if self.builder.synced:
+            log.error("%s (still serving the last good snapshot)", message)
+        else:
+            log.error("%s", message)
+
+    async def run(self) -> None:
+        while True:
+            self.load_once()
+            await asyncio.sleep(self.poll_interval)

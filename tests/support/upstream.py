@@ -1,0 +1,174 @@
+"""A tiny authoritative DNS server standing in for an upstream resolver, able to misbehave.
+
+In the style of dnspython's tests/nanonameserver.py: it listens on UDP and TCP on loopback,
+answers from a record table (NXDOMAIN with an SOA otherwise), counts what it receives, and can be
+told to time out, answer SERVFAIL, truncate, or reply with a wrong ID, wrong question or from a
+wrong port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from tests.support.ports import free_port
+
+
+@dataclass
+class Behaviour:
+    mode: str = "answer"  # answer | drop | servfail | refused | wrong_id | wrong_question |
+    #                       wrong_port | truncate_always | slow
+    delay: float = 0.0
+
+
+@dataclass
+class FakeUpstream:
+    records: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    ttl: int = 300
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    port: int = 0
+    host: str = "127.0.0.1"
+    received: list[tuple[str, str, str]] = field(default_factory=list)  # (qname, qtype, proto)
+    _udp: asyncio.DatagramTransport | None = None
+    _tcp: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def add(self, name: str, rtype: str, *rdata: str) -> None:
+        self.records.setdefault((name.lower().rstrip(".") + ".", rtype.upper()), []).extend(rdata)
+
+    @property
+    def counts(self) -> Counter[tuple[str, str]]:
+        return Counter((q, t) for q, t, _ in self.received)
+
+    def build(self, wire: bytes, proto: str) -> bytes | None:
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:
+            return None
+        if not query.question:
+            return None
+        q = query.question[0]
+        qname = q.name.to_text().lower()
+        qtype = dns.rdatatype.to_text(q.rdtype)
+        self.received.append((qname, qtype, proto))
+        mode = self.behaviour.mode
+        if mode == "drop":
+            return None
+        resp = dns.message.make_response(query)
+        resp.flags |= dns.flags.RA
+        if mode == "servfail":
+            resp.set_rcode(dns.rcode.SERVFAIL)
+            return resp.to_wire()
+        if mode == "refused":
+            resp.set_rcode(dns.rcode.REFUSED)
+            return resp.to_wire()
+        rdatas = self.records.get((qname, qtype))
+        if rdatas:
+            rrset = dns.rrset.from_text_list(q.name, self.ttl, "IN", qtype, rdatas)
+            resp.answer.append(rrset)
+        elif any(name == qname for name, _ in self.records):
+            self._soa(resp)
+        else:
+            resp.set_rcode(dns.rcode.NXDOMAIN)
+            self._soa(resp)
+        if mode == "wrong_question":
+            resp.question = [dns.rrset.RRset(dns.name.from_text("evil.example."), 1, 1)]
+            resp.answer = [dns.rrset.from_text("evil.example.", 300, "IN", "A", "6.6.6.6")]
+        limit = 65535 if proto == "tcp" else (query.payload if query.edns >= 0 else 512)
+        out = resp.to_wire(max_size=65535)
+        if proto == "udp" and (len(out) > limit or mode == "truncate_always"):
+            resp.answer = []
+            resp.authority = []
+            resp.flags |= dns.flags.TC
+            out = resp.to_wire()
+        if mode == "wrong_id":
+            out = struct.pack("!H", (query.id + 1) & 0xFFFF) + out[2:]
+        return out
+
+    @staticmethod
+    def _soa(resp: dns.message.Message) -> None:
+        resp.authority.append(
+            dns.rrset.from_text(
+                "test.", 60, "IN", "SOA", "ns.test. hostmaster.test. 1 7200 1800 86400 60"
+            )
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.port = self.port or free_port(self.host)
+        upstream = self
+
+        class Udp(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport
+
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                task = asyncio.ensure_future(upstream._udp_reply(self.transport, data, addr))
+                upstream._tasks.add(task)
+                task.add_done_callback(upstream._tasks.discard)
+
+        transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(self.host, self.port))
+        self._udp = transport  # type: ignore[assignment]
+        self._tcp = await asyncio.start_server(self._tcp_conn, self.host, self.port)
+
+    async def _udp_reply(
+        self, transport: asyncio.BaseTransport, data: bytes, addr: tuple[str, int]
+    ) -> None:
+        if self.behaviour.delay:
+            await asyncio.sleep(self.behaviour.delay)
+        out = self.build(data, "udp")
+        if out is None:
+            return
+        if self.behaviour.mode == "wrong_port":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(out, addr)
+            return
+        transport.sendto(out, addr)  # type: ignore[attr-defined]
+
+    async def _tcp_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readexactly(2)
+                data = await reader.readexactly(struct.unpack("!H", head)[0])
+                if self.behaviour.delay:
+                    await asyncio.sleep(self.behaviour.delay)
+                out = self.build(data, "tcp")
+                if out is None:
+                    continue
+                writer.write(struct.pack("!H", len(out)) + out)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            with contextlib.suppress(Exception):
+                await self._tcp.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def fake_upstream(**kw: object) -> AsyncIterator[FakeUpstream]:
+    up = FakeUpstream(**kw)  # type: ignore[arg-type]
+    await up.start()
+    try:
+        yield up
+    finally:
+        await up.stop()
