@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.client import ask, make_query, rrs
 from tests.support.server import running_kdns
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).parents[2]
 COREFILE = """\
@@ -136,16 +137,14 @@ async def test_snapshot_reload_and_broken_file_keeps_last_good(snapshot_dir: Pat
         plugin.source.poll_interval = 0.05
         path = snapshot_dir / "cluster.yaml"
         path.write_text(path.read_text().replace("10.96.12.34", "10.96.99.99"))
-        async with asyncio.timeout(10):
-            while True:
-                msg = await ask(srv.port, "web.shop.svc.cluster.local.")
-                if rrs(msg)[0][2] == "10.96.99.99":
-                    break
-                await asyncio.sleep(0.05)
+
+        async def updated() -> bool:
+            msg = await ask(srv.port, "web.shop.svc.cluster.local.")
+            return rrs(msg)[0][2] == "10.96.99.99"
+
+        await eventually(updated)
         path.write_text("items: [\n  {kind: Service, metadata: {name: x}\n")  # broken YAML
-        async with asyncio.timeout(10):
-            while plugin.source.last_error == "":
-                await asyncio.sleep(0.05)
+        await eventually(lambda: plugin.source.last_error != "")
         assert "cluster.yaml:" in plugin.source.last_error
         msg = await ask(srv.port, "web.shop.svc.cluster.local.")
         assert rrs(msg) == [("web.shop.svc.cluster.local.", "A", "10.96.99.99")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import dns.edns
@@ -158,10 +159,8 @@ def test_encode_query_roundtrip() -> None:
 def test_decoder_never_raises_on_garbage(data: bytes) -> None:
     out = wire.decode_query(data, "udp", "127.0.0.1")
     assert out is None or isinstance(out, (bytes, Request))
-    try:
+    with contextlib.suppress(wire.WireError):
         wire.decode_message(data)
-    except wire.WireError:
-        pass
 
 
 @settings(max_examples=200, deadline=None)
