@@ -292,8 +292,9 @@ class Walk:
         elif decision == FAIL:
             self.result = Result("error", None, cand.name, self._message("error", pairs))
         elif decision == UNKNOWN:
+            note = next((a.note for _, a in pairs if a.unknown and a.note), "")
             self.result = Result(
-                "unknown", None, cand.name, "would be forwarded upstream (unknown offline)"
+                "unknown", None, cand.name, note or "would be forwarded upstream (unknown offline)"
             )
         elif decision == ABORT:
             # glibc stops searching; the name as typed is still tried unless it already was.
@@ -370,13 +371,7 @@ class Advice:
 
 
 def ndots_snippet(value: int) -> str:
-    return (
-        "spec:\n"
-        "  dnsConfig:\n"
-        "    options:\n"
-        "    - name: ndots\n"
-        f'      value: "{value}"\n'
-    )
+    return f'spec:\n  dnsConfig:\n    options:\n    - name: ndots\n      value: "{value}"\n'
 
 
 def _in_zones(name: str, zones: Sequence[str]) -> bool:
@@ -451,6 +446,17 @@ def advise(
                 f"{walk.queries_sent}).",
             )
         )
+    last = steps[-1][0] if steps else None
+    if result.status == "unknown" and last is not None and last.as_is and not walk.remaining:
+        found_name = last.name  # the name as typed is what the upstream will answer
+        out.append(
+            Advice(
+                "fqdn",
+                f"Use the fully qualified name with a trailing dot, {found_name} : it is asked "
+                f"once ({per_step} quer{'y' if per_step == 1 else 'ies'} instead of "
+                f"{walk.queries_sent}).",
+            )
+        )
     external = found_name is not None and not _in_zones(found_name, zones)
     external = external or (
         result.status in ("unknown", "nxdomain")
@@ -468,8 +474,8 @@ def advise(
             )
         elif walk.resolver == MUSL:
             caveat = (
-                f" musl never searches names with {value} or more dots, so cluster names must "
-                "then be written as name.namespace.svc or shorter."
+                f" musl never searches names with {value} or more dots, so a cluster name such "
+                "as svc.namespace.svc then needs its full form with a trailing dot."
             )
         searched = sum(1 for c, _ in steps if not c.as_is)
         out.append(
