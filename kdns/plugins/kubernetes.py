@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from kdns.cluster import answer
+from kdns import metrics
+from kdns.cluster import answer, search
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.corefile import Directive
@@ -170,6 +171,17 @@ class KubernetesPlugin:
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.source = self._make_source(ctx)
+        self._nxdomain = metrics.counter(
+            ctx.registry, "kdns_kubernetes_nxdomain_total", "NXDOMAIN answers for cluster names"
+        )
+        self._expansions = metrics.counter(
+            ctx.registry,
+            "kdns_search_path_queries_total",
+            "NXDOMAIN answers for search-list expansions such as "
+            "www.example.com.<ns>.svc.<zone>, by the client's namespace when known",
+            ["namespace"],
+        )
+        self._expansion_children: dict[str, Any] = {}
 
     def _make_source(self, ctx: BuildContext) -> Source:
         if self.config.snapshot:
@@ -233,9 +245,34 @@ class KubernetesPlugin:
                     plugin=self.name,
                     error="kubernetes: not yet synced with the API",
                 )
+            self._count_nxdomain(request, index)
         if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
             reply = await self._chase(request, reply, result.chase)
         return replace(reply, plugin=self.name)
+
+    def _count_nxdomain(self, request: Request, index: ClusterIndex) -> None:
+        """Count NXDOMAINs, and those that are a pod's search list burning queries."""
+        self._nxdomain.inc()
+        zone = names.longest_zone(request.name, self.options.zones)
+        if zone is None or zone == "." or zone.endswith(answer.REVERSE_ZONES):
+            return
+        rel = request.name[: len(request.name) - len(zone)].rstrip(".")
+        found = search.expansion(
+            names.split(rel) if rel else [],
+            index.namespace_exists,
+            lambda ns, svc: (ns, svc) in index.services,
+        )
+        if found is None:
+            return
+        namespace = found[1]
+        if not namespace:  # only the first search domain names the namespace; else the pod does
+            pods = index.pods_by_ip.get(request.client, ())
+            namespace = pods[0].namespace if pods else ""
+        child = self._expansion_children.get(namespace)
+        if child is None:
+            child = self._expansions.labels(namespace)
+            self._expansion_children[namespace] = child
+        child.inc()
 
     async def _chase(self, request: Request, reply: Reply, target: str) -> Reply:
         """Resolve an out-of-zone CNAME target through the server (normally `forward`)."""

@@ -62,7 +62,9 @@ CLIENTS = {
     "musl_unspec": (MUSL, (rr.A, rr.AAAA)),
     "musl_inet": (MUSL, (rr.A,)),
 }
-CAPTURES = [(c["name"], client, c) for c in REAL["captures"] for client in [*CLIENTS, "glibc_hosts"]]
+CAPTURES = [
+    (c["name"], client, c) for c in REAL["captures"] for client in [*CLIENTS, "glibc_hosts"]
+]
 
 
 def expected_addresses(capture: dict[str, Any], client: str) -> list[str]:
