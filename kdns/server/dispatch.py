@@ -15,6 +15,8 @@ from kdns.dns import names, wire
 from kdns.dns.message import REFUSED, SERVFAIL, Reply, Request
 from kdns.dns.records import CLASS_IN
 from kdns.plugins.base import Handler
+from kdns.server import memo
+from kdns.server.fastpath import Entry, FastPath
 
 log = logging.getLogger("kdns.server")
 
@@ -37,7 +39,19 @@ class Dispatcher:
         self.observers: list[Observer] = []
         self.on_panic: list[Callable[[], None]] = []
         self.on_drop: list[Callable[[str], None]] = []
+        self.on_fast_hit: list[Callable[[Entry], None]] = []
+        self.fastpath = FastPath()
         self._logged: set[str] = set()
+
+    def fast_answer(self, data: bytes) -> bytes | None:
+        """A reply from bytes for a query answered before, or None (take the full path)."""
+        found = self.fastpath.lookup(data)
+        if found is None:
+            return None
+        out, entry = found
+        for cb in self.on_fast_hit:
+            cb(entry)
+        return out
 
     def route(self, name: str) -> tuple[str, Route] | None:
         zone = names.longest_zone(name, self._zones)
@@ -80,13 +94,22 @@ class Dispatcher:
             return None
         if isinstance(decoded, bytes):
             return decoded
-        reply, zone = await self._handle(decoded)
+        note = memo.Memo()
+        token = memo.current.set(note)
         try:
-            out = wire.encode(decoded, reply)
+            reply, zone = await self._handle(decoded)
+        finally:
+            memo.current.reset(token)
+        spans: list[tuple[int, int, int]] = []
+        try:
+            out = wire.encode_spans(decoded, reply, spans)
         except (ValueError, OverflowError) as exc:
             log.error("cannot encode reply for %s: %s", decoded.qname, exc)
             reply = Reply(rcode=SERVFAIL)
             out = wire.encode(decoded, reply)
+            note.deny()
+        if proto == "udp" and note.usable:
+            self.fastpath.store(data, out, note, spans, (decoded, reply, zone))
         if self.observers:
             elapsed = time.perf_counter() - start
             for obs in self.observers:
