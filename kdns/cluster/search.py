@@ -483,8 +483,8 @@ def advise(
                 "ndots",
                 f"{typed} has {dots} dot{'s' if dots != 1 else ''}, fewer than ndots:"
                 f"{walk.conf.ndots}, so it walks the search list first ({searched * per_step} "
-                f"queries before the name as typed). Set the pod's ndots to {value} so it is tried as typed "
-                f"first:{caveat}",
+                f"queries before the name as typed). Set the pod's ndots to {value} so it is "
+                f"tried as typed first:{caveat}",
                 ndots_snippet(value),
             )
         )

@@ -179,7 +179,7 @@ class KubernetesPlugin:
             ctx.registry,
             "kdns_search_path_queries_total",
             "NXDOMAIN answers for search-list expansions such as "
-            "www.example.com.<ns>.svc.<zone>, by the client's namespace when known",
+            "www.example.com.<ns>.svc.<zone>, by the namespace the name shows ('' if none)",
             ["namespace"],
         )
         self._expansion_children: dict[str, Any] = {}
@@ -259,27 +259,28 @@ class KubernetesPlugin:
 
     def _count_nxdomain(self, request: Request, index: ClusterIndex) -> None:
         """Count NXDOMAINs, and those that are a pod's search list burning queries."""
-        self._nxdomain.inc()
+        counters: list[Any] = [self._nxdomain]
         zone = names.longest_zone(request.name, self.options.zones)
-        if zone is None or zone == "." or zone.endswith(answer.REVERSE_ZONES):
-            return
-        rel = request.name[: len(request.name) - len(zone)].rstrip(".")
-        found = search.expansion(
-            names.split(rel) if rel else [],
-            index.namespace_exists,
-            lambda ns, svc: (ns, svc) in index.services,
-        )
-        if found is None:
-            return
-        namespace = found[1]
-        if not namespace:  # only the first search domain names the namespace; else the pod does
-            pods = index.pods_by_ip.get(request.client, ())
-            namespace = pods[0].namespace if pods else ""
-        child = self._expansion_children.get(namespace)
-        if child is None:
-            child = self._expansions.labels(namespace)
-            self._expansion_children[namespace] = child
-        child.inc()
+        if zone is not None and zone != "." and not zone.endswith(answer.REVERSE_ZONES):
+            rel = request.name[: len(request.name) - len(zone)].rstrip(".")
+            found = search.expansion(
+                names.split(rel) if rel else [],
+                index.namespace_exists,
+                lambda ns, svc: (ns, svc) in index.services,
+            )
+            if found is not None:
+                # Only `<name>.<ns>.svc.<zone>` names the namespace; the label never depends
+                # on the client, so a reply re-served from bytes counts the same.
+                child = self._expansion_children.get(found[1])
+                if child is None:
+                    child = self._expansions.labels(found[1])
+                    self._expansion_children[found[1]] = child
+                counters.append(child)
+        for c in counters:
+            c.inc()
+        note = memo.get()
+        if note is not None:
+            note.on_hit.extend(c.inc for c in counters)
 
     async def _chase(self, request: Request, reply: Reply, target: str) -> Reply:
         """Resolve an out-of-zone CNAME target through the server (normally `forward`)."""
