@@ -56,6 +56,11 @@ def add_parser(sub: Any) -> None:
         help="one type per step: A models getaddrinfo(AF_INET), AAAA AF_INET6, others "
         "res_search (default: A and AAAA together, getaddrinfo(AF_UNSPEC))",
     )
+    p.add_argument(
+        "--tcp",
+        action="store_true",
+        help="send every query over TCP (through kubectl port-forward, which carries only TCP)",
+    )
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             host, port = parse_server(args.server)
         except ValueError as exc:
             return _fail(str(exc))
-        live = Live(host, port, args.resolver, args.timeout)
+        live = Live(host, port, args.resolver, args.timeout, args.tcp)
     else:
         from kdns.config import load
         from kdns.corefile import CorefileError

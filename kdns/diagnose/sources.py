@@ -155,15 +155,20 @@ class _StepProtocol(asyncio.DatagramProtocol):
 class Live:
     """Sends each step's queries to a DNS server, as the chosen library would."""
 
-    def __init__(self, host: str, port: int, resolver: str, timeout: float = 2.0) -> None:
+    def __init__(
+        self, host: str, port: int, resolver: str, timeout: float = 2.0, tcp: bool = False
+    ) -> None:
         self.host = host
         self.port = port
         self.resolver = resolver
         self.timeout = timeout
+        self.tcp = tcp  # everything over TCP: kubectl port-forward carries nothing else
 
     async def ask_step(
         self, qname: str, qtypes: Sequence[int]
     ) -> tuple[list[Answer], list[float | None]]:
+        if self.tcp:
+            return await self._all_tcp(qname, qtypes)
         loop = asyncio.get_running_loop()
         waiting: dict[int, asyncio.Future[tuple[bytes, float]]] = {}
         ids = random.sample(range(1, 65536), len(qtypes))
@@ -201,6 +206,18 @@ class Live:
             took.append(elapsed)
         return answers, took
 
+    async def _all_tcp(
+        self, qname: str, qtypes: Sequence[int]
+    ) -> tuple[list[Answer], list[float | None]]:
+        answers: list[Answer] = []
+        took: list[float | None] = []
+        for qtype in qtypes:
+            start = time.perf_counter()
+            ans = await self._tcp(qname, qtype, note="")
+            answers.append(ans)
+            took.append(None if ans.rcode is None else time.perf_counter() - start)
+        return answers, took
+
     def _decode(self, data: bytes, qname: str, qtype: int) -> Answer:
         try:
             msg = wire.decode_message(data)
@@ -211,7 +228,9 @@ class Live:
             return Answer(None, note="reply for another question (ignored)")
         return Answer(msg.rcode, _records(msg.answer), tc=msg.tc)
 
-    async def _tcp(self, qname: str, qtype: int) -> Answer:
+    async def _tcp(
+        self, qname: str, qtype: int, note: str = "after TCP retry (reply was truncated)"
+    ) -> Answer:
         mid = random.randrange(1, 65536)
         query = wire.encode_query(qname, qtype, mid, edns_size=None)
         try:
@@ -229,4 +248,4 @@ class Live:
         except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
             return Answer(None, note=f"TCP retry failed: {exc or type(exc).__name__}")
         ans = self._decode(data, qname, qtype)
-        return Answer(ans.rcode, ans.records, False, note="after TCP retry (reply was truncated)")
+        return Answer(ans.rcode, ans.records, ans.tc, note=ans.note or note)

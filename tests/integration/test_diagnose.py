@@ -150,6 +150,11 @@ async def test_live_against_kdns_matches_the_model(tmp_path: Path) -> None:
             ]
             assert doc["answer"] == ["10.0.0.10"]
             assert all(q["time_ms"] is not None for q in doc["queries"])
+        # Through a TCP-only path (kubectl port-forward): the same walk.
+        tcp = await diagnose_json(
+            "kubedns.kube-system", "-n", "testns", "--server", server, "--tcp"
+        )
+        assert pairs(tcp) == pairs(doc)
         # A-only lookup of an IPv6-only service: glibc walks on past NODATA, musl stops.
         glibc = await diagnose_json("svc6", "-n", "testns", "--server", server, "--qtype", "A")
         musl = await diagnose_json(
