@@ -24,6 +24,28 @@ log = logging.getLogger("kdns.server")
 Observer = Callable[[Request, Reply, str, float, int], None]
 
 
+ERROR_REPLIES_PER_SECOND = 1000.0
+
+
+class TokenBucket:
+    """`rate` events per second, with bursts of up to one second's worth."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.clock = clock
+        self.stamp = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     zones: tuple[str, ...]
@@ -41,6 +63,7 @@ class Dispatcher:
         self.on_drop: list[Callable[[str], None]] = []
         self.on_fast_hit: list[Callable[[Entry], None]] = []
         self.fastpath = FastPath()
+        self._error_budget = TokenBucket(ERROR_REPLIES_PER_SECOND)
         self._logged: set[str] = set()
 
     def fast_answer(self, data: bytes) -> bytes | None:
@@ -93,6 +116,12 @@ class Dispatcher:
                 drop(proto)
             return None
         if isinstance(decoded, bytes):
+            # FORMERR/NOTIMP replies are rate-limited: answering every packet of a garbage
+            # flood would spend on it the capacity legitimate clients need.
+            if proto == "udp" and not self._error_budget.take():
+                for drop in self.on_drop:
+                    drop(proto)
+                return None
             return decoded
         note = memo.Memo()
         token = memo.current.set(note)

@@ -35,13 +35,14 @@ class UdpServer:
         sock: socket.socket,
         serve: Serve,
         fast: Fast | None = None,
-        max_inflight: int = MAX_INFLIGHT,
+        max_inflight: int | None = None,
     ) -> None:
         self.sock = sock
         self.serve = serve
         self.fast = fast
-        self.max_inflight = max_inflight
+        self.max_inflight = MAX_INFLIGHT if max_inflight is None else max_inflight
         self.inflight = 0
+        self.peak_inflight = 0
         self.dropped = 0
         self.accepting = True  # cleared at shutdown: accepted queries finish, new ones drop
         self._tasks: set[asyncio.Task[None]] = set()
@@ -80,6 +81,8 @@ class UdpServer:
                 self.dropped += 1
                 continue
             self.inflight += 1
+            if self.inflight > self.peak_inflight:
+                self.peak_inflight = self.inflight
             self._idle.clear()
             task = self._loop.create_task(self._answer(data, addr))
             self._tasks.add(task)
@@ -117,7 +120,7 @@ def open_socket(host: str, port: int) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # A large receive buffer absorbs bursts instead of dropping them in the kernel.
-        for size in (4 << 20, 1 << 20):
+        for size in (1 << 20, 1 << 19):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
                 break
