@@ -48,7 +48,7 @@ class _Site:
         self.routes: dict[str, HttpHandler] = {}
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         handler = self.routes.get(request.path)
@@ -59,7 +59,7 @@ class _Site:
     async def start(self) -> None:
         await self.runner.setup()
         host = self.addr[0] or None
-        site = web.TCPSite(self.runner, host, self.addr[1], reuse_address=True, shutdown_timeout=1)
+        site = web.TCPSite(self.runner, host, self.addr[1], reuse_address=True)
         try:
             await site.start()
         except BaseException:
