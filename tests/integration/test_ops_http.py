@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from tests.support.client import ask
 from tests.support.http import get, scrape, series
 from tests.support.ports import free_port
 from tests.support.server import running_kdns
+from tests.support.wait import until
 
 SNAPSHOT = """\
 apiVersion: v1
@@ -78,9 +78,7 @@ async def test_ready_is_503_during_lameduck(tmp_path: Path) -> None:
     )
     async with running_kdns(text, tmp_path) as srv:
         srv.app.stop()
-        async with asyncio.timeout(5):
-            while not srv.app.lameduck:
-                await asyncio.sleep(0.01)
+        await until(lambda: srv.app.lameduck, 5)
         assert await get(p["ready"], "/ready") == (503, "Shutting down")
         assert await get(p["health"], "/health") == (200, "OK")
         reply = await ask(srv.port, "web.default.svc.cluster.local.", "A")
@@ -143,9 +141,7 @@ async def test_metrics_exact_series(tmp_path: Path) -> None:
     assert series(m, "coredns_dns_response_size_bytes_count")[lab(zone=z, proto="udp")] == 5.0
     assert series(m, "coredns_panics_total") == {(): 0.0}
     enabled = series(m, "coredns_plugin_enabled")
-    assert enabled == {
-        lab(zone=z, name=n): 1.0 for n in ("errors", "kubernetes", "prometheus")
-    }
+    assert enabled == {lab(zone=z, name=n): 1.0 for n in ("errors", "kubernetes", "prometheus")}
     (build,) = series(m, "coredns_build_info")
     assert dict(build)["version"]
     assert not [k for k in m if k[0].endswith("_created")]  # client_golang has none

@@ -15,6 +15,7 @@ from tests.support.http import scrape, series
 from tests.support.load import steady_load
 from tests.support.ports import free_port
 from tests.support.server import running_kdns
+from tests.support.wait import until
 
 NAME = "web.default.svc.cluster.local."
 
@@ -39,18 +40,12 @@ async def test_reload_under_load_drops_nothing(tmp_path: Path) -> None:
     async with running_kdns(corefile(metrics, 5), tmp_path) as srv:
         listener_before = srv.app.listeners[("127.0.0.1", srv.port)]
         async with steady_load(srv.port, NAME) as load:
-            async with asyncio.timeout(5):
-                while load.ok < 20:
-                    await asyncio.sleep(0.01)
+            await until(lambda: load.ok >= 20, 5)
             srv.corefile.write_text(corefile(metrics, 7).replace("PORT", str(srv.port)))
             # The poller (2s ± 0.5s) notices the new SHA512 and swaps the configuration in.
-            async with asyncio.timeout(10):
-                while not load.answers or load.answers[-1] != "7":
-                    await asyncio.sleep(0.05)
+            await until(lambda: load.answers and load.answers[-1] == "7", 10)
             seen = load.ok
-            async with asyncio.timeout(5):
-                while load.ok < seen + 20:
-                    await asyncio.sleep(0.01)
+            await until(lambda: load.ok >= seen + 20, 5)
         assert load.failed == []
         assert "5" in load.answers and load.answers[-1] == "7"
         # The DNS sockets were kept, not reopened.

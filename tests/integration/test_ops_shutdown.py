@@ -17,6 +17,7 @@ from tests.support.client import ask
 from tests.support.http import get
 from tests.support.load import steady_load
 from tests.support.ports import free_port
+from tests.support.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "web.default.svc.cluster.local."
@@ -60,18 +61,16 @@ cluster.local:{port} {{
         await _wait_up(port, health, proc)
         assert await get(ready, "/ready") == (200, "OK")
         async with steady_load(port, NAME) as load:
-            async with asyncio.timeout(5):
-                while load.ok < 20:
-                    await asyncio.sleep(0.01)
+            await until(lambda: load.ok >= 20, 5)
             sent_at = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(5):
-                while (await get(ready, "/ready"))[0] != 503:
+                while (await get(ready, "/ready"))[0] != 503:  # noqa: ASYNC110
                     await asyncio.sleep(0.02)
             assert await get(ready, "/ready") == (503, "Shutting down")
             before = load.ok
             # Keep querying through most of the lameduck period: every query must succeed.
-            while time.monotonic() - sent_at < LAMEDUCK * 0.7:
+            while time.monotonic() - sent_at < LAMEDUCK * 0.7:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             assert load.ok > before
         assert load.failed == []
@@ -103,9 +102,7 @@ async def test_shutdown_drains_accepted_queries() -> None:
     try:
         udp = asyncio.create_task(ask(port, "slow.example.", "A"))
         tcp = asyncio.create_task(ask(port, "slow.example.", "A", tcp=True))
-        async with asyncio.timeout(3):
-            while len(calls) < 2:  # both queries accepted and being answered
-                await asyncio.sleep(0.01)
+        await until(lambda: len(calls) >= 2, 3)  # both queries accepted and being answered
         listener.stop_accepting()
         async with asyncio.timeout(3):
             await listener.drain()

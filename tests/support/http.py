@@ -8,9 +8,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 async def get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str]:
     timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        async with session.get(f"http://{host}:{port}{path}") as resp:
-            return resp.status, await resp.text()
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(f"http://{host}:{port}{path}") as resp,
+    ):
+        return resp.status, await resp.text()
 
 
 async def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -24,7 +26,7 @@ async def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     return out
 
 
-def series(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> dict[
-    tuple[tuple[str, str], ...], float
-]:
+def series(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str
+) -> dict[tuple[tuple[str, str], ...], float]:
     return {labels: v for (n, labels), v in samples.items() if n == name}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 
@@ -11,11 +10,12 @@ import pytest
 from kdns.config import from_text
 from kdns.dns import names
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Edns, Reply, Request
-from kdns.dns.records import A, HINFO, a
+from kdns.dns.records import HINFO, A, a
 from kdns.plugins import errors as errors_plugin
 from kdns.plugins import log as log_plugin
 from kdns.plugins import loop as loop_plugin
 from kdns.server.recorder import QueryRecorder
+from tests.support.wait import until
 
 
 def request(name: str = "example.org.", qtype: int = A, **kw: object) -> Request:
@@ -137,9 +137,7 @@ async def test_errors_logs_and_consolidates(caplog: pytest.LogCaptureFixture) ->
         await plugin(request(), failing("boom"))  # type: ignore[arg-type]
         for _ in range(3):
             await plugin(request(), failing("timeout talking to 192.0.2.53"))  # type: ignore[arg-type]
-        async with asyncio.timeout(3):
-            while len(caplog.records) < 3:
-                await asyncio.sleep(0.02)
+        await until(lambda: len(caplog.records) >= 3, 3)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("ERROR", "plugin/errors: 2 example.org. A: boom"),
         ("WARNING", "plugin/errors: 2 example.org. A: timeout talking to 192.0.2.53"),
