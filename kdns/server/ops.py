@@ -29,8 +29,9 @@ from kdns import __version__, metrics
 from kdns.config import Config, from_text
 from kdns.corefile import CorefileError
 from kdns.dns.message import Reply, Request
+from kdns.server.fastpath import Entry
 from kdns.server.http import HostPort, HttpEndpoints, HttpHandler
-from kdns.server.recorder import DROPPED, QueryRecorder
+from kdns.server.recorder import DROPPED, FastHandle, QueryRecorder
 
 if TYPE_CHECKING:
     from kdns.server.app import App, Instance
@@ -40,6 +41,9 @@ log = logging.getLogger("kdns")
 
 def _entries(config: Config, name: str) -> list[Any]:
     return [e.config for b in config.blocks for e in b.all(name)]
+
+
+_SKIP = object()  # a fast-path entry of a block that does not count queries
 
 
 def lameduck_of(config: Config) -> float:
@@ -116,7 +120,8 @@ class Operations:
         for block in inst.config.blocks:
             if block.get("prometheus") is not None:
                 prom.update((z, block.port) for z in block.zones)
-        observe = self.recorder.observe
+        rec = self.recorder
+        observe = rec.observe
         for (_, port), dispatcher in inst.dispatchers.items():
             dispatcher.on_panic.append(self.recorder.count_panic)
             servers = {z: r.server for r in dispatcher.routes for z in r.zones}
@@ -140,6 +145,28 @@ class Operations:
                     observe(_servers.get(zone, _default), request, reply, zone, seconds, size)
 
             dispatcher.observers.append(observer)
+
+            def fast_hit(
+                entry: Entry,
+                _enabled: set[str] = enabled,
+                _servers: dict[str, str] = servers,
+                _default: str = default,
+            ) -> None:
+                handle = entry.stat
+                if type(handle) is FastHandle:
+                    handle.hit()
+                elif handle is not _SKIP:
+                    # First hit: `stat` is what the full path saw; resolve its counters once.
+                    seen: tuple[Request, Reply, str] = handle  # type: ignore[assignment]
+                    request, reply, zone = seen
+                    if zone not in _enabled:
+                        entry.stat = _SKIP
+                        return
+                    server = _servers.get(zone, _default)
+                    entry.stat = handle = FastHandle(rec, server, request, reply, zone, entry.size)
+                    handle.hit()
+
+            dispatcher.on_fast_hit.append(fast_hit)
 
     # -- HTTP endpoints -----------------------------------------------------------------------
 

@@ -64,6 +64,58 @@ class _Histogram:
         self.sum = 0.0
 
 
+class FastHandle:
+    """Every counter slot one fast-path reply touches, looked up once, bumped on each hit."""
+
+    __slots__ = (
+        "do",
+        "dur",
+        "key",
+        "rec",
+        "req",
+        "req_at",
+        "req_size",
+        "resp",
+        "resp_at",
+        "resp_size",
+        "rkey",
+        "size_req",
+        "size_resp",
+        "sz",
+    )
+
+    def __init__(
+        self, rec: QueryRecorder, server: str, request: Request, reply: Reply, zone: str, size: int
+    ) -> None:
+        self.rec = rec
+        family = "2" if ":" in request.client else "1"
+        self.key = (server, zone, request.proto, family, TYPE_LABEL.get(request.qtype, "other"))
+        self.sz = (server, zone)
+        self.do = request.edns is not None and request.edns.do
+        self.rkey = (server, zone, rcode_name(reply.rcode), reply.plugin)
+        pkey = (server, zone, request.proto)
+        self.dur = rec.duration.setdefault(self.sz, _Histogram(len(TIME_BUCKETS)))
+        self.req = rec.req_size.setdefault(pkey, _Histogram(len(SIZE_BUCKETS)))
+        self.resp = rec.resp_size.setdefault(pkey, _Histogram(len(SIZE_BUCKETS)))
+        self.size_req = request.size
+        self.size_resp = size
+        self.req_at = bisect_left(SIZE_BUCKETS, request.size)
+        self.resp_at = bisect_left(SIZE_BUCKETS, size)
+
+    def hit(self) -> None:
+        rec = self.rec
+        rec.requests[self.key] = rec.requests.get(self.key, 0) + 1
+        rec.responses[self.rkey] = rec.responses.get(self.rkey, 0) + 1
+        if self.do:
+            rec.do_requests[self.sz] = rec.do_requests.get(self.sz, 0) + 1
+        # A fast-path reply is a few dictionary reads: it lands in the first duration bucket.
+        self.dur.counts[0] += 1
+        self.req.counts[self.req_at] += 1
+        self.req.sum += self.size_req
+        self.resp.counts[self.resp_at] += 1
+        self.resp.sum += self.size_resp
+
+
 class QueryRecorder(Collector):
     """The core `coredns_dns_*` series and `coredns_panics_total`."""
 

@@ -13,7 +13,7 @@ from tests.support.client import ask
 from tests.support.http import get, scrape, series
 from tests.support.ports import free_port
 from tests.support.server import running_kdns
-from tests.support.wait import until
+from tests.support.waiting import eventually
 
 SNAPSHOT = """\
 apiVersion: v1
@@ -78,7 +78,7 @@ async def test_ready_is_503_during_lameduck(tmp_path: Path) -> None:
     )
     async with running_kdns(text, tmp_path) as srv:
         srv.app.stop()
-        await until(lambda: srv.app.lameduck, 5)
+        await eventually(lambda: srv.app.lameduck, 5)
         assert await get(p["ready"], "/ready") == (503, "Shutting down")
         assert await get(p["health"], "/health") == (200, "OK")
         reply = await ask(srv.port, "web.default.svc.cluster.local.", "A")
@@ -106,6 +106,9 @@ async def test_metrics_exact_series(tmp_path: Path) -> None:
         await ask(srv.port, "web.default.svc.cluster.local.", "HINFO", edns=None)
         await ask(srv.port, "example.org.", "A")  # no block serves it: REFUSED, zone "dropped"
         m = await scrape(p["metrics"])
+        assert srv.app.instance is not None
+        # Repeated UDP queries were answered from bytes: those hits are counted too.
+        assert srv.app.instance.dispatchers[("127.0.0.1", srv.port)].fastpath.hits >= 1
 
     server = f"dns://127.0.0.1:{srv.port}"
     z = "cluster.local."

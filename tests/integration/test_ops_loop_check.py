@@ -12,7 +12,7 @@ from kdns import cli, plugins
 from kdns.plugins.loop import LoopPlugin
 from tests.support.ports import free_port
 from tests.support.server import running_kdns
-from tests.support.wait import until
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBEADM = ROOT / "tests" / "data" / "kubeadm.Corefile"
@@ -24,7 +24,7 @@ async def test_loop_probe_without_a_loop_keeps_serving(tmp_path: Path) -> None:
         assert srv.app.instance is not None
         (plugin,) = [p for p in srv.app.instance.plugins if isinstance(p, LoopPlugin)]
         # The probe is answered (SERVFAIL: nothing after loop), seen once, then detection ends.
-        await until(lambda: plugin.disabled, 10)
+        await eventually(lambda: plugin.disabled, 10)
         assert plugin.seen == 1
         assert srv.app.exit_code == 0 and not srv.app.stopping.is_set()
 
@@ -97,5 +97,5 @@ async def test_fatal_stops_without_lameduck_and_exits_1(tmp_path: Path) -> None:
     )
     async with running_kdns(text.replace("HP", str(free_port())), tmp_path) as srv:
         srv.app.fatal("plugin/loop: Loop detected")
-        await until(lambda: not srv.app.listeners, 5)  # not the 30s lameduck
+        await eventually(lambda: not srv.app.listeners, 5)  # not the 30s lameduck
         assert srv.app.exit_code == 1 and not srv.app.lameduck

@@ -15,7 +15,7 @@ from tests.support.http import scrape, series
 from tests.support.load import steady_load
 from tests.support.ports import free_port
 from tests.support.server import running_kdns
-from tests.support.wait import until
+from tests.support.waiting import eventually
 
 NAME = "web.default.svc.cluster.local."
 
@@ -40,12 +40,12 @@ async def test_reload_under_load_drops_nothing(tmp_path: Path) -> None:
     async with running_kdns(corefile(metrics, 5), tmp_path) as srv:
         listener_before = srv.app.listeners[("127.0.0.1", srv.port)]
         async with steady_load(srv.port, NAME) as load:
-            await until(lambda: load.ok >= 20, 5)
+            await eventually(lambda: load.ok >= 20, 5)
             srv.corefile.write_text(corefile(metrics, 7).replace("PORT", str(srv.port)))
             # The poller (2s ± 0.5s) notices the new SHA512 and swaps the configuration in.
-            await until(lambda: load.answers and load.answers[-1] == "7", 10)
+            await eventually(lambda: load.answers and load.answers[-1] == "7", 10)
             seen = load.ok
-            await until(lambda: load.ok >= seen + 20, 5)
+            await eventually(lambda: load.ok >= seen + 20, 5)
         assert load.failed == []
         assert "5" in load.answers and load.answers[-1] == "7"
         # The DNS sockets were kept, not reopened.

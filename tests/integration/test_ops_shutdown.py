@@ -17,7 +17,7 @@ from tests.support.client import ask
 from tests.support.http import get
 from tests.support.load import steady_load
 from tests.support.ports import free_port
-from tests.support.wait import until
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "web.default.svc.cluster.local."
@@ -61,7 +61,7 @@ cluster.local:{port} {{
         await _wait_up(port, health, proc)
         assert await get(ready, "/ready") == (200, "OK")
         async with steady_load(port, NAME) as load:
-            await until(lambda: load.ok >= 20, 5)
+            await eventually(lambda: load.ok >= 20, 5)
             sent_at = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(5):
@@ -102,7 +102,7 @@ async def test_shutdown_drains_accepted_queries() -> None:
     try:
         udp = asyncio.create_task(ask(port, "slow.example.", "A"))
         tcp = asyncio.create_task(ask(port, "slow.example.", "A", tcp=True))
-        await until(lambda: len(calls) >= 2, 3)  # both queries accepted and being answered
+        await eventually(lambda: len(calls) >= 2, 3)  # both queries accepted and being answered
         listener.stop_accepting()
         async with asyncio.timeout(3):
             await listener.drain()

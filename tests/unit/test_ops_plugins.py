@@ -15,7 +15,7 @@ from kdns.plugins import errors as errors_plugin
 from kdns.plugins import log as log_plugin
 from kdns.plugins import loop as loop_plugin
 from kdns.server.recorder import QueryRecorder
-from tests.support.wait import until
+from tests.support.waiting import eventually
 
 
 def request(name: str = "example.org.", qtype: int = A, **kw: object) -> Request:
@@ -137,7 +137,7 @@ async def test_errors_logs_and_consolidates(caplog: pytest.LogCaptureFixture) ->
         await plugin(request(), failing("boom"))  # type: ignore[arg-type]
         for _ in range(3):
             await plugin(request(), failing("timeout talking to 192.0.2.53"))  # type: ignore[arg-type]
-        await until(lambda: len(caplog.records) >= 3, 3)
+        await eventually(lambda: len(caplog.records) >= 3, 3)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("ERROR", "plugin/errors: 2 example.org. A: boom"),
         ("WARNING", "plugin/errors: 2 example.org. A: timeout talking to 192.0.2.53"),
