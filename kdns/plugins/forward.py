@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import itertools
 import logging
@@ -282,7 +283,9 @@ class Proxy:
         return True
 
     async def _run_probe(self) -> None:
-        while not await self.probe_once():
+        while True:
+            if await self.probe_once():
+                return
             await asyncio.sleep(self.config.health_check)
 
     async def stop(self) -> None:
@@ -349,13 +352,16 @@ class ForwardPlugin:
             if task is None:
                 task = asyncio.create_task(self._forward(request, proto))
                 self._shared[key] = task
-                task.add_done_callback(lambda _t, k=key: self._shared.pop(k, None))
+                task.add_done_callback(functools.partial(self._done, key))
             reply = await asyncio.shield(task)
         finally:
             self._inflight -= 1
         if reply.rcode in cfg.next_rcodes:
             return await call_next(request)
         return reply
+
+    def _done(self, key: tuple[object, ...], _task: asyncio.Task[Reply]) -> None:
+        self._shared.pop(key, None)
 
     def _ordered(self) -> list[Proxy]:
         policy = self.config.policy
@@ -442,4 +448,3 @@ def build(config: ForwardConfig, ctx: BuildContext) -> ForwardPlugin:
 
 
 SPEC = PluginSpec("forward", parse, build)
-

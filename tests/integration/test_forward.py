@@ -21,15 +21,14 @@ from tests.support.client import ask, rrs
 from tests.support.plugins import context, parse_directive, request
 from tests.support.server import running_kdns
 from tests.support.upstream import Behaviour, FakeUpstream, fake_upstream
+from tests.support.wait import until
 
 
 async def _next(request: Request) -> Reply:
     return Reply(rcode=NOERROR, plugin="next")
 
 
-def plugin(
-    text: str, registry: CollectorRegistry | None = None, **fast: float
-) -> ForwardPlugin:
+def plugin(text: str, registry: CollectorRegistry | None = None, **fast: float) -> ForwardPlugin:
     cfg: ForwardConfig = parse_directive(text, "forward")
     cfg = replace(cfg, read_timeout=fast.get("read_timeout", 0.3), timeout=fast.get("timeout", 1))
     return ForwardPlugin(cfg, context(registry))
@@ -166,9 +165,7 @@ async def test_dead_upstream_fails_over_and_is_health_checked() -> None:
             reply = await fwd(request("www.example.test."), _next)
             assert answer_ips(reply) == ["192.0.2.10"]
         dead_proxy = fwd.proxies[0]
-        async with asyncio.timeout(5):
-            while not dead_proxy.down():
-                await asyncio.sleep(0.02)
+        await until(dead_proxy.down)
         before = len(good.received)
         reply = await fwd(request("www.example.test."), _next)
         assert answer_ips(reply) == ["192.0.2.10"] and len(good.received) == before + 1
@@ -181,9 +178,7 @@ async def test_dead_upstream_fails_over_and_is_health_checked() -> None:
         revived = FakeUpstream(port=dead.port)
         await revived.start()
         try:
-            async with asyncio.timeout(5):
-                while dead_proxy.down():
-                    await asyncio.sleep(0.02)
+            await until(lambda: not dead_proxy.down())
             assert (".", "NS") in revived.counts
         finally:
             await revived.stop()
@@ -261,7 +256,8 @@ async def test_policies_spread_or_order_queries() -> None:
 
 async def test_except_from_zone_and_next_rcode() -> None:
     async with upstreams(1) as (up,):
-        fwd = plugin(f"forward example.test 127.0.0.1:{up.port} {{\n except internal.example.test\n}}")
+        text = f"forward example.test 127.0.0.1:{up.port} {{\n except internal.example.test\n}}"
+        fwd = plugin(text)
         assert (await fwd(request("a.internal.example.test."), _next)).plugin == "next"
         assert (await fwd(request("www.other.test."), _next)).plugin == "next"
         assert (await fwd(request("www.example.test."), _next)).plugin == "forward"
