@@ -260,7 +260,7 @@ items:
 @pytest.mark.parametrize(
     "cache_line",
     [
-        "cache 30 {\n        disable success cluster.local\n        disable denial cluster.local\n    }",
+        "cache 30 {\n disable success cluster.local\n disable denial cluster.local\n }",
         "cache 30",
     ],
 )
