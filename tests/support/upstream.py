@@ -30,7 +30,7 @@ from tests.support.ports import free_port
 @dataclass
 class Behaviour:
     mode: str = "answer"  # answer | drop | servfail | refused | wrong_id | wrong_question |
-    #                       wrong_port | truncate_always | spoof_first
+    #                       wrong_port | truncate_always | truncate_both | spoof_first
     delay: float = 0.0
     # spoof_first: before the real reply, send forgeries (wrong ID, wrong question, wrong
     # source port) that a careful client must ignore.
@@ -94,7 +94,8 @@ class FakeUpstream:
             resp.answer = [dns.rrset.from_text("evil.example.", 300, "IN", "A", "6.6.6.6")]
         limit = 65535 if proto == "tcp" else (query.payload if query.edns >= 0 else 512)
         out = resp.to_wire(max_size=65535)
-        if proto == "udp" and (len(out) > limit or mode == "truncate_always"):
+        too_big = proto == "udp" and (len(out) > limit or mode == "truncate_always")
+        if too_big or mode == "truncate_both":
             resp.answer = []
             resp.authority = []
             resp.flags |= dns.flags.TC
