@@ -24,6 +24,7 @@ from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.server import memo
 
 log = logging.getLogger("kdns.kubernetes")
 
@@ -276,7 +277,13 @@ class KubernetesPlugin:
                     error="kubernetes: not yet synced with the API",
                 )
         if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
+            memo.deny()  # the answer now holds upstream data with its own lifetime
             reply = await self._chase(request, reply, result.chase)
+        else:
+            note = memo.get()
+            if note is not None:
+                # Served again from bytes while this index snapshot is the live one.
+                note.allow(lambda: self.index is index)
         return replace(reply, plugin=self.name)
 
     async def _chase(self, request: Request, reply: Reply, target: str) -> Reply:

@@ -123,8 +123,7 @@ class Listener:
     def __init__(self, key: ListenKey, resolve: Callable[[ListenKey], Dispatcher | None]) -> None:
         self.key = key
         self._resolve = resolve
-        self.udp_transport: asyncio.DatagramTransport | None = None
-        self.udp: udp.UdpProtocol | None = None
+        self.udp: udp.UdpServer | None = None
         self.tcp = tcp.TcpListener(self._serve)
 
     async def _serve(self, data: bytes, proto: str, client: str, port: int) -> bytes | None:
@@ -133,17 +132,21 @@ class Listener:
             return None
         return await dispatcher.serve(data, proto, client, port)
 
+    def _fast(self, data: bytes) -> bytes | None:
+        dispatcher = self._resolve(self.key)
+        return dispatcher.fast_answer(data) if dispatcher is not None else None
+
     async def open(self) -> None:
         host, port = self.key
         if host == "":
             host = "::" if socket.has_ipv6 else "0.0.0.0"
             try:
-                self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
+                self.udp = udp.listen(host, port, self._serve, self._fast)
             except OSError:
                 host = "0.0.0.0"
-                self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
+                self.udp = udp.listen(host, port, self._serve, self._fast)
         else:
-            self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
+            self.udp = udp.listen(host, port, self._serve, self._fast)
         await self.tcp.start(None if self.key[0] == "" else host, port)
 
     async def drain(self) -> None:
@@ -152,8 +155,8 @@ class Listener:
         await self.tcp.drain()
 
     async def close(self) -> None:
-        if self.udp_transport is not None:
-            self.udp_transport.close()
+        if self.udp is not None:
+            self.udp.close()
         await self.tcp.close()
 
 
