@@ -21,6 +21,7 @@ from kdns.dns.message import FORMERR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL, Reply
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 from kdns.plugins.kubernetes import KubernetesPlugin, resolv_search
+from kdns.server import memo
 
 # Rcodes CoreDNS's plugins return without writing a reply: try the next expansion.
 _NOT_WRITTEN = frozenset({SERVFAIL, REFUSED, FORMERR, NOTIMP})
@@ -97,7 +98,11 @@ class AutopathPlugin:
             or request.name == search[0]
             or not names.is_subdomain(request.name, search[0])
         ):
-            return await call_next(request)
+            reply = await call_next(request)
+            if reply.rcode == NXDOMAIN or reply.rcode in _NOT_WRITTEN:
+                # A pod asking these same bytes would get a search-path answer instead.
+                memo.deny()
+            return reply
         cut = len(search[0]) + (0 if search[0] == "." else 1)
         base = request.qname[: len(request.qname) - cut]
         first: Reply | None = None
@@ -112,8 +117,11 @@ class AutopathPlugin:
                 first = reply
             if reply.rcode in _NOT_WRITTEN or reply.rcode == NXDOMAIN:
                 continue
+            if i > 0:
+                memo.deny()  # the answer depends on who asked
             self._success.inc()
             return _cnamer(reply, request.qname)
+        memo.deny()
         assert first is not None
         return first
 

@@ -31,6 +31,7 @@ from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
 from kdns.dns.records import AXFR, IXFR, OPT, SOA
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.server import memo
 
 log = logging.getLogger("kdns.cache")
 
@@ -286,10 +287,16 @@ class CachePlugin:
         if entry is not None:
             age = now - entry.stored
             if age < entry.ttl:
-                self.m.hits[entry.kind].inc()
-                if cfg.prefetch and self._should_prefetch(entry, now, age):
-                    self._refresh(key, entry, request, call_next, prefetch=True)
+                hit = self.m.hits[entry.kind]
+                hit.inc()
+                if cfg.prefetch:
+                    memo.deny()  # every hit counts towards prefetching: take the full path
+                    if self._should_prefetch(entry, now, age):
+                        self._refresh(key, entry, request, call_next, prefetch=True)
+                else:
+                    self._memo_hit(entry, age, hit)
                 return self._serve(entry, age)
+            memo.deny()  # stale: each answer must trigger a refresh
             if cfg.serve_stale and age < entry.ttl + cfg.serve_stale:
                 if cfg.verify_stale:
                     fresh = await self._fetch(key, request, call_next)
@@ -300,7 +307,27 @@ class CachePlugin:
                 self.m.stale.inc()
                 return self._serve(entry, age)
         self.m.misses.inc()
-        return await self._fetch(key, request, call_next)
+        reply = await self._fetch(key, request, call_next)
+        stored = self._get(key)
+        if stored is not None and stored.reply is reply and not cfg.prefetch:
+            self._memo_hit(stored, self.clock() - stored.stored, self.m.hits[stored.kind])
+        return reply
+
+    def _memo_hit(self, entry: Entry, age: float, hit: Any) -> None:
+        """Let the dispatcher re-serve these bytes until the shown TTL would tick down."""
+        note = memo.get()
+        if note is None:
+            return
+        left = entry.ttl - age
+        note.allow()
+        note.bound(time.monotonic() + (left if self.config.keepttl else min(left, 1 - age % 1)))
+        requests = self.m.requests
+
+        def counted() -> None:
+            requests.inc()
+            hit.inc()
+
+        note.on_hit.append(counted)
 
     def _serve(self, entry: Entry, age: float) -> Reply:
         if self.config.keepttl:

@@ -38,6 +38,7 @@ from kdns.dns.message import (
 from kdns.dns.records import NS
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.server import memo
 from kdns.transport import client
 from kdns.transport.client import ExchangeError, Question
 
@@ -340,6 +341,7 @@ class ForwardPlugin:
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         if not self._wanted(request.name):
             return await call_next(request)
+        memo.deny()  # an upstream's answer has its own lifetime: only a cache may re-serve it
         cfg = self.config
         if cfg.max_concurrent and self._inflight >= cfg.max_concurrent:
             self._rejects.inc()

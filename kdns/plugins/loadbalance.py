@@ -16,6 +16,7 @@ from kdns.dns.message import NOERROR, Reply, Request
 from kdns.dns.records import AAAA, CNAME, MX, RR, A
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.server import memo
 
 _SHUFFLED = (A, AAAA)
 
@@ -62,6 +63,9 @@ class LoadbalancePlugin:
         reply = await call_next(request)
         if reply.rcode != NOERROR:
             return reply
+        note = memo.get()
+        if note is not None:
+            note.shuffle = True  # replies re-served from bytes are shuffled on every hit
         return replace(
             reply,
             answer=round_robin(reply.answer),

@@ -21,7 +21,7 @@ from tests.support.client import ask, rrs
 from tests.support.plugins import context, parse_directive, request
 from tests.support.server import running_kdns
 from tests.support.upstream import Behaviour, FakeUpstream, fake_upstream
-from tests.support.wait import until, until_true
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -154,8 +154,8 @@ async def test_prefetch_refreshes_popular_entries_before_they_expire() -> None:
         s.clock.now += 17.5
         reply = await s.ask("www.example.test.")  # hit 2, 2 s left <= 10% of 30 (3 s)
         assert ttls(reply) == [3]  # still the cached answer
-        await until(lambda: s.up.counts[("www.example.test.", "A")] == 2)
-        await until(lambda: metric(s, "coredns_cache_prefetch_total") == 1)
+        await eventually(lambda: s.up.counts[("www.example.test.", "A")] == 2)
+        await eventually(lambda: metric(s, "coredns_cache_prefetch_total") == 1)
         s.clock.now += 5  # the old entry would have expired; the prefetched one lives on
         reply = await s.ask("www.example.test.")
         assert ttls(reply) == [25]
@@ -179,7 +179,7 @@ async def test_serve_stale_answers_from_expired_entries_while_upstream_is_down()
         stale = await s.ask("www.example.test.")
         assert [rdata_text(r) for r in stale.answer] == ["192.0.2.10"] and ttls(stale) == [0]
         # The background refresh failed (SERVFAIL); the stale answer must still be there.
-        await until(lambda: not s.cache._tasks)
+        await eventually(lambda: not s.cache._tasks)
         assert s.up.counts[("www.example.test.", "A")] > 1  # the refresh did go upstream
         again = await s.ask("www.example.test.")
         assert [rdata_text(r) for r in again.answer] == ["192.0.2.10"]
@@ -284,7 +284,7 @@ async def test_cluster_answers_never_outlive_an_index_change_by_more_than_ttl(
             return [r[2] for r in rrs(msg)] == ["10.96.0.51"]
 
         # The snapshot is re-read within ~1 s; the cache may add at most the TTL (1 s).
-        await until_true(changed, timeout=4)
+        await eventually(changed, timeout=4)
 
 
 async def test_kubeadm_cache_line_end_to_end(tmp_path: Path) -> None:
@@ -301,6 +301,15 @@ async def test_kubeadm_cache_line_end_to_end(tmp_path: Path) -> None:
                 msg = await ask(srv.port, "www.example.test.", "A")
                 assert msg.answer[0].ttl <= 30
             assert up.counts == {("nope.example.test.", "A"): 1, ("www.example.test.", "A"): 1}
+            # Hits re-served from bytes by the dispatcher are still counted as cache hits.
+            labels = {"server": f"dns://127.0.0.1:{srv.port}", "zones": ".", "view": ""}
+            sample = srv.registry.get_sample_value
+            assert sample("coredns_cache_requests_total", labels) == 6
+            hits = [
+                sample("coredns_cache_hits_total", {**labels, "type": t})
+                for t in ("success", "denial")
+            ]
+            assert hits == [2, 2]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from tests.support.client import ask, rrs
 from tests.support.plugins import context, parse_directive, request
 from tests.support.server import running_kdns
 from tests.support.upstream import Behaviour, FakeUpstream, fake_upstream
-from tests.support.wait import until
+from tests.support.waiting import eventually
 
 
 async def _next(request: Request) -> Reply:
@@ -165,7 +165,7 @@ async def test_dead_upstream_fails_over_and_is_health_checked() -> None:
             reply = await fwd(request("www.example.test."), _next)
             assert answer_ips(reply) == ["192.0.2.10"]
         dead_proxy = fwd.proxies[0]
-        await until(dead_proxy.down)
+        await eventually(dead_proxy.down)
         before = len(good.received)
         reply = await fwd(request("www.example.test."), _next)
         assert answer_ips(reply) == ["192.0.2.10"] and len(good.received) == before + 1
@@ -178,7 +178,7 @@ async def test_dead_upstream_fails_over_and_is_health_checked() -> None:
         revived = FakeUpstream(port=dead.port)
         await revived.start()
         try:
-            await until(lambda: not dead_proxy.down())
+            await eventually(lambda: not dead_proxy.down())
             assert (".", "NS") in revived.counts
         finally:
             await revived.stop()
