@@ -20,6 +20,9 @@ from kdns.server.fastpath import Entry, FastPath
 
 log = logging.getLogger("kdns.server")
 
+# The zone reported for a query that never entered a plugin chain (CoreDNS's vars.Dropped).
+DROPPED = "dropped"
+
 # Called after every answered query: (request, reply, zone, seconds, wire size of the reply).
 Observer = Callable[[Request, Reply, str, float, int], None]
 
@@ -89,10 +92,10 @@ class Dispatcher:
 
     async def _handle(self, request: Request) -> tuple[Reply, str]:
         if request.qclass != CLASS_IN:
-            return Reply(rcode=REFUSED), "."
+            return Reply(rcode=REFUSED), DROPPED
         found = self.route(request.name)
         if found is None:
-            return Reply(rcode=REFUSED), "."
+            return Reply(rcode=REFUSED), DROPPED
         zone, route = found
         try:
             return await route.handler(request), zone
