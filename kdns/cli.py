@@ -54,24 +54,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config) -> int:
     from kdns.server.app import App
 
     app = App(config)
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if app.stopping.is_set():
+            return
+        log.info("%s: Shutting down servers then terminating", sig.name)
+        app.stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, app.stop)
+        loop.add_signal_handler(sig, on_signal, sig)
     await app.run()
+    return app.exit_code
 
 
-def run_loop(coro: Coroutine[Any, Any, None]) -> None:
+def run_loop(coro: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop when it is installed (the image has it), else on asyncio's loop."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
+        return asyncio.run(coro)
+    return int(uvloop.run(coro))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -80,12 +87,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     log.info("kdns %s starting with %s", __version__, args.conf)
     try:
-        run_loop(_serve(config))
+        code = run_loop(_serve(config))
     except OSError as exc:
         log.error("cannot serve: %s", exc)
         return 1
     log.info("kdns stopped")
-    return 0
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -81,11 +81,6 @@ class _Lexer:
             if ch == "\n":
                 line += 1
                 i += 1
-            elif ch == ",":
-                # Commas separate server-block keys; a trailing one continues the key list.
-                if self.tokens:
-                    self.tokens[-1] = replace(self.tokens[-1], comma=True)
-                i += 1
             elif ch in " \t\r":
                 i += 1
             elif ch == "#":
@@ -114,8 +109,6 @@ class _Lexer:
             else:
                 start = i
                 while i < n and text[i] not in " \t\r\n":
-                    if text[i] == "," and not text[start:i].startswith("{"):
-                        break
                     i += 1
                 word = text[start:i]
                 self.tokens.append(Token(_expand_env(word), self.file, line))
@@ -247,9 +240,9 @@ class _Parser:
                     break
                 if tok.text == "}" and not tok.quoted:
                     raise tok.error("unexpected '}' (no block is open)")
-                if keys and tok.line != keys[-1].line and not _ends_with_comma(self, keys[-1]):
+                if keys and tok.line != keys[-1].line and not keys[-1].comma:
                     break
-                keys.append(self.take())
+                keys.extend(_split_keys(self.take()))
             if not keys:
                 tok = self.peek()
                 assert tok is not None
@@ -308,8 +301,13 @@ def _line_start(toks: list[Token], i: int) -> bool:
     return i == 0 or toks[i - 1].line != toks[i].line or toks[i - 1].text in ("{", "}")
 
 
-def _ends_with_comma(parser: _Parser, tok: Token) -> bool:
-    return tok.comma
+def _split_keys(tok: Token) -> list[Token]:
+    # Server keys may be separated by commas; a trailing comma continues on the next line.
+    parts = [p for p in tok.text.split(",") if p]
+    out = [replace(tok, text=p) for p in parts]
+    if out and tok.text.endswith(","):
+        out[-1] = replace(out[-1], comma=True)
+    return out
 
 
 def parse(text: str, file: str = "Corefile") -> list[ServerBlock]:

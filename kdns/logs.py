@@ -32,6 +32,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(fmt: str = "text", level: str = "info") -> None:
+    # CoreDNS's level words: a fatal error (loop detected) reads [FATAL], not [CRITICAL].
+    logging.addLevelName(logging.CRITICAL, "FATAL")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -12,7 +12,16 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+
+# client_golang has no `*_created` series; CoreDNS dashboards and alerts do not expect them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # CoreDNS plugin.TimeBuckets: ExponentialBuckets(0.00025, 2, 16).
 TIME_BUCKETS = tuple(0.00025 * 2**i for i in range(16))

@@ -1,18 +1,165 @@
-"""The `kdns diagnose` subcommand (argument parsing and output)."""
+"""The `kdns diagnose` subcommand: arguments, the walk loop, and the exit status.
+
+Exit status: 0 when the diagnosis ran (whatever the lookup's outcome), 1 when the input is wrong
+(unreadable resolv.conf or Corefile, bad server address), 2 for usage errors.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
+from kdns.cluster import search
+from kdns.cluster.search import RESOLVERS, Walk
+from kdns.diagnose import report
+from kdns.diagnose.sources import Live, Offline, SourceError, parse_server
+from kdns.dns import records as rr
+
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("diagnose", help="show what a pod's resolver sends for a name")
-    p.add_argument("name")
+    p = sub.add_parser(
+        "diagnose",
+        help="show the queries a pod's resolver sends for a name, and the waste",
+        description="Replay the search-list walk glibc or musl performs for NAME, query by "
+        "query, and say how to avoid the wasted queries.",
+    )
+    p.add_argument("name", help="the name as the program looks it up (trailing dot: absolute)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--namespace",
+        "-n",
+        help="model the resolv.conf kubelet writes for a ClusterFirst pod in NS (default: default)",
+    )
+    where.add_argument("--resolv-conf", metavar="PATH", help="read a real resolv.conf instead")
+    p.add_argument(
+        "--node-search",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="a search domain of the node that kubelet appends (repeatable; with --namespace)",
+    )
+    p.add_argument("--zone", help="cluster domain (default: the Corefile's, else cluster.local)")
+    p.add_argument("--ndots", type=int, help="override the ndots option")
+    p.add_argument(
+        "--server",
+        metavar="HOST[:PORT]",
+        help="ask this DNS server (live mode); without it, answer offline from --conf",
+    )
+    p.add_argument(
+        "--conf", default="Corefile", help="Corefile for offline mode (default ./Corefile)"
+    )
+    p.add_argument("--resolver", choices=RESOLVERS, default=search.GLIBC)
+    p.add_argument(
+        "--qtype",
+        help="one type per step: A models getaddrinfo(AF_INET), AAAA AF_INET6, others "
+        "res_search (default: A and AAAA together, getaddrinfo(AF_UNSPEC))",
+    )
+    p.add_argument(
+        "--tcp",
+        action="store_true",
+        help="send every query over TCP (through kubectl port-forward, which carries only TCP)",
+    )
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
 
 
+def _fail(message: str) -> int:
+    print(f"kdns diagnose: {message}", file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace) -> int:
-    print("kdns diagnose: not implemented yet", file=sys.stderr)
-    return 2
+    try:
+        qtypes = search.lookup_types(args.qtype)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.ndots is not None and not 0 <= args.ndots <= search.MAX_NDOTS:
+        return _fail(f"--ndots must be between 0 and {search.MAX_NDOTS}")
+    offline: Offline | None = None
+    live: Live | None = None
+    if args.server:
+        try:
+            host, port = parse_server(args.server)
+        except ValueError as exc:
+            return _fail(str(exc))
+        live = Live(host, port, args.resolver, args.timeout, args.tcp)
+    else:
+        from kdns.config import load
+        from kdns.corefile import CorefileError
+
+        try:
+            offline = Offline(load(args.conf))
+        except (CorefileError, SourceError, OSError) as exc:
+            return _fail(f"{exc} (offline mode reads --conf; use --server to ask a DNS server)")
+    zones = offline.cluster_zones if offline is not None else ()
+    zone = args.zone or (zones[0] if zones else "cluster.local.")
+    try:
+        conf, origin = _resolv_conf(args, zone)
+    except (OSError, search.ResolvConfError) as exc:
+        return _fail(str(exc))
+    walk = Walk(conf, args.name, args.resolver, qtypes)
+    if live is not None:
+        asyncio.run(_walk_live(walk, live))
+    else:
+        assert offline is not None
+        while (cand := walk.next_step()) is not None:
+            walk.record([offline.ask(cand.name, t) for t in qtypes])
+    advice = search.advise(
+        walk,
+        cluster_zones=zones or (zone,),
+        autopath=offline.autopath if offline is not None else None,
+    )
+    source = f"DNS server {args.server}" if live else f"{args.conf} (offline)"
+    if args.json:
+        extra = {
+            "mode": "live" if live else "offline",
+            "source": source,
+            "resolv_conf_from": origin,
+        }
+        sys.stdout.write(report.as_json(walk, advice, extra))
+        return 0
+    library = {
+        search.GLIBC: "glibc 2.36 rules",
+        search.MUSL: "musl 1.2.3 rules (Alpine)",
+    }[args.resolver]
+    if qtypes == (rr.A, rr.AAAA):
+        call = "getaddrinfo(AF_UNSPEC)"
+    elif qtypes == (rr.A,):
+        call = "getaddrinfo(AF_INET)"
+    elif qtypes == (rr.AAAA,):
+        call = "getaddrinfo(AF_INET6)"
+    else:
+        call = f"res_search({rr.type_name(qtypes[0])})"
+    search_text = " ".join(d.rstrip(".") or "." for d in conf.search) or "(none)"
+    header = [
+        f"Lookup of {args.name!r} by {call}, {library}",
+        f"resolv.conf ({origin}): search {search_text}; ndots:{conf.ndots}",
+        f"Answers from: {source}",
+    ]
+    sys.stdout.write(report.text(walk, advice, header, live is not None))
+    return 0
+
+
+def _resolv_conf(args: argparse.Namespace, zone: str) -> tuple[search.ResolvConf, str]:
+    if args.resolv_conf:
+        with open(args.resolv_conf) as f:
+            conf = search.parse_resolv_conf(f.read(), args.resolv_conf)
+        origin = args.resolv_conf
+    else:
+        namespace = args.namespace or "default"
+        conf = search.pod_resolv_conf(namespace, zone, args.node_search)
+        origin = f"ClusterFirst pod in namespace {namespace}"
+    if args.ndots is not None:
+        from dataclasses import replace
+
+        conf = replace(conf, ndots=args.ndots)
+    return conf, origin
+
+
+async def _walk_live(walk: Walk, live: Live) -> None:
+    while (cand := walk.next_step()) is not None:
+        answers, took = await live.ask_step(cand.name, walk.qtypes)
+        walk.record(answers, took)

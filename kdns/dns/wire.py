@@ -352,6 +352,11 @@ def encode(request: Request, reply: Reply) -> bytes:
     Records are kept in order (answer, authority, additional) while they fit; if any is dropped
     the TC bit is set, as CoreDNS's scrub does. The question and the OPT record always stay.
     """
+    return encode_spans(request, reply, None)
+
+
+def encode_spans(request: Request, reply: Reply, spans: list[tuple[int, int, int]] | None) -> bytes:
+    """`encode`, also appending (start, end, rtype) of each answer record kept to `spans`."""
     flags = FLAG_QR | (request.flags & (0x7800 | FLAG_RD | FLAG_CD)) | (reply.rcode & 0xF)
     if reply.aa:
         flags |= FLAG_AA
@@ -378,6 +383,8 @@ def encode(request: Request, reply: Reply) -> bytes:
             mark = len(buf)
             saved = dict(writer.offsets) if len(buf) + 255 + len(rr.rdata) > limit else None
             writer.rr(rr)
+            if spans is not None and idx == 0 and len(buf) <= limit:
+                spans.append((mark, len(buf), rr.rtype))
             if len(buf) > limit:
                 del buf[mark:]
                 if saved is not None:

@@ -2,7 +2,8 @@
 
 A handler is `async (request) -> Reply`; a plugin is `async (request, call_next) -> Reply`
 (aiohttp's middleware shape). Replies are frozen values, so no writer wrappers are needed.
-Optional hooks are found by attribute: `ready() -> bool`, `async start()`, `async stop()`.
+Optional hooks are found by attribute: `ready() -> bool`, `async start()`, `async stop()`, and
+`live()`, called once the plugin's Instance serves queries (after its listeners are open).
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ class BuildContext:
     built: dict[str, Plugin] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)
     bind: tuple[str, ...] = ()
+    # Stop the whole server with this message and a non-zero exit (CoreDNS's log.Fatal).
+    fatal: Callable[[str], None] = field(default=lambda msg: _no_fatal(msg))
+
+
+def _no_fatal(msg: str) -> None:
+    raise RuntimeError(f"fatal: {msg}")
 
 
 @dataclass(frozen=True, slots=True)

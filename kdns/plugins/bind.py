@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from kdns.corefile import Directive
@@ -20,7 +21,7 @@ def parse(d: Directive, block: BlockInfo) -> BindConfig:
         raise d.error("bind needs at least one address: usage: bind ADDRESS...")
     addrs = []
     for tok in d.args:
-        if not any(ch.isdigit() for ch in tok.text) and ":" not in tok.text:
+        if re.fullmatch(r"[A-Za-z][A-Za-z0-9_.@-]*", tok.text):
             raise tok.error(
                 f"binding to an interface ({tok.text!r}) is not supported yet; give an IP address"
             )

@@ -7,13 +7,13 @@ into one line per period, so an upstream outage does not flood the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-import time
 from dataclasses import dataclass
 
 from kdns.corefile import Directive
-from kdns.dns.message import SERVFAIL, Reply, Request, rcode_name
+from kdns.dns.message import Reply, Request
 from kdns.dns.records import type_name
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
@@ -49,6 +49,8 @@ def parse(d: Directive, block: BlockInfo) -> ErrorsConfig:
         if sub.name == "consolidate":
             parsing.arg_count(sub, 2, 4, "consolidate DURATION REGEXP [LEVEL] [show_first]")
             period = parsing.duration(sub.args[0])
+            if len(sub.args[1].text) > 10000:
+                raise sub.args[1].error("consolidate REGEXP must not exceed 10000 characters")
             try:
                 pattern = re.compile(sub.args[1].text)
             except re.error as exc:
@@ -74,43 +76,67 @@ def parse(d: Directive, block: BlockInfo) -> ErrorsConfig:
     return ErrorsConfig(tuple(rules), stacktrace)
 
 
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration.String() for whole-second periods: 30s, 5m0s, 1h0m0s."""
+    total = int(seconds)
+    if total != seconds or total < 1:
+        return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    if m:
+        return f"{m}m{sec}s"
+    return f"{sec}s"
+
+
 class ErrorsPlugin:
     name = "errors"
 
     def __init__(self, config: ErrorsConfig) -> None:
         self.config = config
-        self._counts: dict[int, int] = {}
-        self._window_start: dict[int, float] = {}
+        self._counts = [0] * len(config.consolidate)
+        self._timers: list[asyncio.TimerHandle | None] = [None] * len(config.consolidate)
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         reply = await call_next(request)
-        if reply.rcode == SERVFAIL and reply.error:
-            self.report(request, reply.error)
+        if reply.error:
+            self.report(request, reply.rcode, reply.error)
         return reply
 
-    def report(self, request: Request, message: str) -> None:
-        line = f"{SERVFAIL} {request.qname} {type_name(request.qtype)}: {message}"
+    def report(self, request: Request, rcode: int, message: str) -> None:
+        line = f"{rcode} {request.name} {type_name(request.qtype)}: {message}"
         for i, rule in enumerate(self.config.consolidate):
-            if rule.pattern.search(line):
-                now = time.monotonic()
-                start = self._window_start.get(i)
-                if start is None or now - start >= rule.period:
-                    if start is not None and self._counts.get(i, 0):
-                        log.log(
-                            rule.level,
-                            "%d errors like '%s' occurred in last %s",
-                            self._counts[i],
-                            rule.pattern.pattern,
-                            f"{rule.period:g}s",
-                        )
-                    self._window_start[i] = now
-                    self._counts[i] = 0
+            if rule.pattern.search(message):
+                self._counts[i] += 1
+                if self._counts[i] == 1:
+                    # The period starts with the first matching error, as CoreDNS's AfterFunc.
+                    loop = asyncio.get_running_loop()
+                    self._timers[i] = loop.call_later(rule.period, self._summarise, i)
                     if rule.show_first:
                         log.log(rule.level, "plugin/errors: %s", line)
-                        return
-                self._counts[i] = self._counts.get(i, 0) + 1
                 return
-        log.error("plugin/errors: %s (%s)", line, rcode_name(SERVFAIL))
+        log.error("plugin/errors: %s", line)
+
+    def _summarise(self, i: int) -> None:
+        rule = self.config.consolidate[i]
+        count, self._counts[i] = self._counts[i], 0
+        self._timers[i] = None
+        if count > 1 or (count == 1 and not rule.show_first):
+            log.log(
+                rule.level,
+                "plugin/errors: %d errors like '%s' occurred in last %s",
+                count,
+                rule.pattern.pattern,
+                go_duration(rule.period),
+            )
+
+    async def stop(self) -> None:
+        # Flush what is pending so a reload or shutdown does not swallow counted errors.
+        for i, timer in enumerate(self._timers):
+            if timer is not None:
+                timer.cancel()
+                self._summarise(i)
 
 
 def build(config: ErrorsConfig, ctx: BuildContext) -> ErrorsPlugin:

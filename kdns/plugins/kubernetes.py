@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from kdns.cluster import answer
+from kdns import metrics
+from kdns.cluster import answer, search
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.corefile import Directive
@@ -24,6 +25,7 @@ from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.server import memo
 
 log = logging.getLogger("kdns.kubernetes")
 
@@ -170,6 +172,17 @@ class KubernetesPlugin:
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.source = self._make_source(ctx)
+        self._nxdomain = metrics.counter(
+            ctx.registry, "kdns_kubernetes_nxdomain_total", "NXDOMAIN answers for cluster names"
+        )
+        self._expansions = metrics.counter(
+            ctx.registry,
+            "kdns_search_path_queries_total",
+            "NXDOMAIN answers for search-list expansions such as "
+            "www.example.com.<ns>.svc.<zone>, by the namespace the name shows ('' if none)",
+            ["namespace"],
+        )
+        self._expansion_children: dict[str, Any] = {}
 
     def _make_source(self, ctx: BuildContext) -> Source:
         if self.config.snapshot:
@@ -248,9 +261,41 @@ class KubernetesPlugin:
                     plugin=self.name,
                     error="kubernetes: not yet synced with the API",
                 )
+            self._count_nxdomain(request, index)
         if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
+            memo.deny()  # the answer now holds upstream data with its own lifetime
             reply = await self._chase(request, reply, result.chase)
+        else:
+            note = memo.get()
+            if note is not None:
+                # Served again from bytes while this index snapshot is the live one.
+                note.allow(lambda: self.index is index)
         return replace(reply, plugin=self.name)
+
+    def _count_nxdomain(self, request: Request, index: ClusterIndex) -> None:
+        """Count NXDOMAINs, and those that are a pod's search list burning queries."""
+        counters: list[Any] = [self._nxdomain]
+        zone = names.longest_zone(request.name, self.options.zones)
+        if zone is not None and zone != "." and not zone.endswith(answer.REVERSE_ZONES):
+            rel = request.name[: len(request.name) - len(zone)].rstrip(".")
+            found = search.expansion(
+                names.split(rel) if rel else [],
+                index.namespace_exists,
+                lambda ns, svc: (ns, svc) in index.services,
+            )
+            if found is not None:
+                # Only `<name>.<ns>.svc.<zone>` names the namespace; the label never depends
+                # on the client, so a reply re-served from bytes counts the same.
+                child = self._expansion_children.get(found[1])
+                if child is None:
+                    child = self._expansions.labels(found[1])
+                    self._expansion_children[found[1]] = child
+                counters.append(child)
+        for c in counters:
+            c.inc()
+        note = memo.get()
+        if note is not None:
+            note.on_hit.extend(c.inc for c in counters)
 
     async def _chase(self, request: Request, reply: Reply, target: str) -> Reply:
         """Resolve an out-of-zone CNAME target through the server (normally `forward`)."""

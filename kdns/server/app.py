@@ -56,6 +56,7 @@ class Instance:
     dispatchers: dict[ListenKey, Dispatcher] = field(default_factory=dict)
     plugins: list[Plugin] = field(default_factory=list)
     block_plugins: list[tuple[BlockConfig, dict[str, Plugin]]] = field(default_factory=list)
+    block_labels: list[str] = field(default_factory=list)  # metrics `server` label per block
 
     def plugins_with(self, attr: str) -> list[Any]:
         return [p for p in self.plugins if hasattr(p, attr)]
@@ -67,6 +68,10 @@ class Instance:
         # Plugins start concurrently so one slow source does not delay the others.
         await asyncio.gather(*(p.start() for p in self.plugins_with("start")))
 
+    def live(self) -> None:
+        for p in self.plugins_with("live"):
+            p.live()
+
     async def stop(self) -> None:
         for p in self.plugins_with("stop"):
             try:
@@ -75,7 +80,13 @@ class Instance:
                 log.exception("stopping plugin %s failed", p.name)
 
 
-def build(config: Config, registry: CollectorRegistry) -> Instance:
+def _fatal_unset(msg: str) -> None:
+    raise RuntimeError(f"fatal: {msg}")
+
+
+def build(
+    config: Config, registry: CollectorRegistry, fatal: Callable[[str], None] = _fatal_unset
+) -> Instance:
     inst = Instance(config, registry)
     routes: dict[ListenKey, list[Route]] = {}
     lookups: list[tuple[list[Dispatcher], ListenKey]] = []
@@ -91,7 +102,7 @@ def build(config: Config, registry: CollectorRegistry) -> Instance:
 
         built: dict[str, Plugin] = {}
         configs = {e.name: e.config for e in block.entries}
-        ctx = BuildContext(block.info, label, registry, lookup, built, configs, addrs)
+        ctx = BuildContext(block.info, label, registry, lookup, built, configs, addrs, fatal)
         ordered: list[Plugin] = []
         # Back to front, so a plugin can find the ones after it (autopath -> kubernetes).
         for entry in reversed(block.entries):
@@ -104,6 +115,7 @@ def build(config: Config, registry: CollectorRegistry) -> Instance:
         ordered.reverse()
         inst.plugins.extend(ordered)
         inst.block_plugins.append((block, built))
+        inst.block_labels.append(label)
         route = Route(block.zones, chain.build(ordered), label)
         for addr in addrs:
             routes.setdefault((addr, block.port), []).append(route)
@@ -123,8 +135,7 @@ class Listener:
     def __init__(self, key: ListenKey, resolve: Callable[[ListenKey], Dispatcher | None]) -> None:
         self.key = key
         self._resolve = resolve
-        self.udp_transport: asyncio.DatagramTransport | None = None
-        self.udp: udp.UdpProtocol | None = None
+        self.udp: udp.UdpServer | None = None
         self.tcp = tcp.TcpListener(self._serve)
 
     async def _serve(self, data: bytes, proto: str, client: str, port: int) -> bytes | None:
@@ -133,18 +144,33 @@ class Listener:
             return None
         return await dispatcher.serve(data, proto, client, port)
 
+    def _fast(self, data: bytes) -> bytes | None:
+        dispatcher = self._resolve(self.key)
+        return dispatcher.fast_answer(data) if dispatcher is not None else None
+
     async def open(self) -> None:
         host, port = self.key
         if host == "":
             host = "::" if socket.has_ipv6 else "0.0.0.0"
             try:
-                self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
+                self.udp = udp.listen(host, port, self._serve, self._fast)
             except OSError:
                 host = "0.0.0.0"
-                self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
+                self.udp = udp.listen(host, port, self._serve, self._fast)
         else:
-            self.udp_transport, self.udp = await udp.listen(host, port, self._serve)
-        await self.tcp.start(None if self.key[0] == "" else host, port)
+            self.udp = udp.listen(host, port, self._serve, self._fast)
+        try:
+            await self.tcp.start(None if self.key[0] == "" else host, port)
+        except BaseException:
+            self.udp.close()
+            raise
+
+    def stop_accepting(self) -> None:
+        """Answer what was accepted, take nothing new (UDP drops, the TCP socket closes)."""
+        if self.udp is not None:
+            self.udp.accepting = False
+        if self.tcp.server is not None:
+            self.tcp.server.close()
 
     async def drain(self) -> None:
         if self.udp is not None:
@@ -152,8 +178,8 @@ class Listener:
         await self.tcp.drain()
 
     async def close(self) -> None:
-        if self.udp_transport is not None:
-            self.udp_transport.close()
+        if self.udp is not None:
+            self.udp.close()
         await self.tcp.close()
 
 
@@ -164,6 +190,8 @@ class App:
     """Runs a Config until asked to stop; reloads swap Instances under the same listeners."""
 
     def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
+        from kdns.server.ops import Operations
+
         self.registry = registry or CollectorRegistry()
         self.config = config
         self.instance: Instance | None = None
@@ -171,43 +199,71 @@ class App:
         self.started = asyncio.Event()
         self.stopping = asyncio.Event()
         self.lameduck = False
-        self.on_instance: list[Hook] = []  # called when an Instance goes live (metrics, http)
+        self.exit_code = 0
+        self.on_instance: list[Hook] = []  # called when an Instance goes live
+        self.ops = Operations(self)
+        self._activating = asyncio.Lock()
 
     def dispatcher(self, key: ListenKey) -> Dispatcher | None:
         return self.instance.dispatchers.get(key) if self.instance else None
 
     async def activate(self, config: Config) -> None:
-        """Build, start and swap in `config`. The previous Instance keeps serving on failure."""
-        inst = build(config, self.registry)
-        await inst.start()
-        old = self.instance
-        wanted = set(inst.dispatchers)
-        for key in wanted - set(self.listeners):
-            listener = Listener(key, self.dispatcher)
-            await listener.open()
-            self.listeners[key] = listener
-        self.instance = inst
-        self.config = config
-        for hook in self.on_instance:
-            await hook(self, inst)
-        for key in set(self.listeners) - wanted:
-            listener = self.listeners.pop(key)
-            await listener.close()
-        if old is not None:
-            await old.stop()
+        """Build, start and swap in `config`. On failure the previous Instance keeps serving
+        and nothing the new one opened stays open."""
+        async with self._activating:
+            inst = build(config, self.registry, self.fatal)
+            self.ops.attach(inst)
+            opened: list[ListenKey] = []
+            await inst.start()
+            try:
+                wanted = set(inst.dispatchers)
+                for key in sorted(wanted - set(self.listeners)):
+                    listener = Listener(key, self.dispatcher)
+                    await listener.open()
+                    self.listeners[key] = listener
+                    opened.append(key)
+                await self.ops.prepare(inst)
+            except BaseException:
+                for key in opened:
+                    await self.listeners.pop(key).close()
+                await inst.stop()
+                raise
+            old = self.instance
+            self.instance = inst
+            self.config = config
+            self.ops.live(inst)
+            inst.live()
+            for hook in self.on_instance:
+                await hook(self, inst)
+            for key in set(self.listeners) - wanted:
+                listener = self.listeners.pop(key)
+                await listener.close()
+            if old is not None:
+                await old.stop()
 
     async def run(self) -> None:
-        await self.activate(self.config)
-        self.started.set()
         try:
+            await self.activate(self.config)
+            self.started.set()
             await self.stopping.wait()
+            await self._lameduck()
         finally:
             await self.shutdown()
 
+    async def _lameduck(self) -> None:
+        from kdns.server.ops import lameduck_of
+
+        duration = lameduck_of(self.config)
+        if duration <= 0 or self.exit_code:
+            return
+        # Keep answering while clients and kube-proxy notice we are going; /ready says 503.
+        self.lameduck = True
+        log.info("plugin/health: Going into lameduck mode for %gs", duration)
+        await asyncio.sleep(duration)
+
     async def shutdown(self) -> None:
         for listener in self.listeners.values():
-            if listener.udp is not None:
-                listener.udp.accepting = False
+            listener.stop_accepting()
         for listener in self.listeners.values():
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
@@ -215,8 +271,15 @@ class App:
         for listener in list(self.listeners.values()):
             await listener.close()
         self.listeners.clear()
+        await self.ops.close()
         if self.instance is not None:
             await self.instance.stop()
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def fatal(self, message: str) -> None:
+        """Log `message` at FATAL and stop at once (no lameduck) with exit code 1."""
+        log.critical("%s", message)
+        self.exit_code = 1
+        self.stop()

@@ -15,11 +15,38 @@ from kdns.dns import names, wire
 from kdns.dns.message import REFUSED, SERVFAIL, Reply, Request
 from kdns.dns.records import CLASS_IN
 from kdns.plugins.base import Handler
+from kdns.server import memo
+from kdns.server.fastpath import Entry, FastPath
 
 log = logging.getLogger("kdns.server")
 
+# The zone reported for a query that never entered a plugin chain (CoreDNS's vars.Dropped).
+DROPPED = "dropped"
+
 # Called after every answered query: (request, reply, zone, seconds, wire size of the reply).
 Observer = Callable[[Request, Reply, str, float, int], None]
+
+
+ERROR_REPLIES_PER_SECOND = 1000.0
+
+
+class TokenBucket:
+    """`rate` events per second, with bursts of up to one second's worth."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.clock = clock
+        self.stamp = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +64,20 @@ class Dispatcher:
         self.observers: list[Observer] = []
         self.on_panic: list[Callable[[], None]] = []
         self.on_drop: list[Callable[[str], None]] = []
+        self.on_fast_hit: list[Callable[[Entry], None]] = []
+        self.fastpath = FastPath()
+        self._error_budget = TokenBucket(ERROR_REPLIES_PER_SECOND)
         self._logged: set[str] = set()
+
+    def fast_answer(self, data: bytes) -> bytes | None:
+        """A reply from bytes for a query answered before, or None (take the full path)."""
+        found = self.fastpath.lookup(data)
+        if found is None:
+            return None
+        out, entry = found
+        for cb in self.on_fast_hit:
+            cb(entry)
+        return out
 
     def route(self, name: str) -> tuple[str, Route] | None:
         zone = names.longest_zone(name, self._zones)
@@ -52,10 +92,10 @@ class Dispatcher:
 
     async def _handle(self, request: Request) -> tuple[Reply, str]:
         if request.qclass != CLASS_IN:
-            return Reply(rcode=REFUSED), "."
+            return Reply(rcode=REFUSED), DROPPED
         found = self.route(request.name)
         if found is None:
-            return Reply(rcode=REFUSED), "."
+            return Reply(rcode=REFUSED), DROPPED
         zone, route = found
         try:
             return await route.handler(request), zone
@@ -79,14 +119,29 @@ class Dispatcher:
                 drop(proto)
             return None
         if isinstance(decoded, bytes):
+            # FORMERR/NOTIMP replies are rate-limited: answering every packet of a garbage
+            # flood would spend on it the capacity legitimate clients need.
+            if proto == "udp" and not self._error_budget.take():
+                for drop in self.on_drop:
+                    drop(proto)
+                return None
             return decoded
-        reply, zone = await self._handle(decoded)
+        note = memo.Memo()
+        token = memo.current.set(note)
         try:
-            out = wire.encode(decoded, reply)
+            reply, zone = await self._handle(decoded)
+        finally:
+            memo.current.reset(token)
+        spans: list[tuple[int, int, int]] = []
+        try:
+            out = wire.encode_spans(decoded, reply, spans)
         except (ValueError, OverflowError) as exc:
             log.error("cannot encode reply for %s: %s", decoded.qname, exc)
             reply = Reply(rcode=SERVFAIL)
             out = wire.encode(decoded, reply)
+            note.deny()
+        if proto == "udp" and note.usable:
+            self.fastpath.store(data, out, note, spans, (decoded, reply, zone))
         if self.observers:
             elapsed = time.perf_counter() - start
             for obs in self.observers:

@@ -27,12 +27,12 @@ class TcpListener:
     def __init__(
         self,
         serve: Serve,
-        idle_timeout: float = IDLE_TIMEOUT,
-        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.serve = serve
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
+        self.idle_timeout = IDLE_TIMEOUT if idle_timeout is None else idle_timeout
+        self.max_connections = MAX_CONNECTIONS if max_connections is None else max_connections
         self.connections = 0
         self.rejected = 0
         self.server: asyncio.Server | None = None

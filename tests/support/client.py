@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dns.asyncquery
+import dns.edns
 import dns.flags
 import dns.message
 import dns.rdataclass
@@ -19,6 +20,7 @@ def make_query(
     payload: int = 1232,
     qclass: str = "IN",
     rd: bool = True,
+    options: list[dns.edns.Option] | None = None,
 ) -> dns.message.QueryMessage:
     q = dns.message.make_query(
         qname,
@@ -26,6 +28,7 @@ def make_query(
         rdclass=dns.rdataclass.from_text(qclass),
         use_edns=edns if edns is not None else False,
         payload=payload,
+        options=options,
     )
     if not rd:
         q.flags &= ~dns.flags.RD

@@ -1,0 +1,251 @@
+"""Where `kdns diagnose` gets each query's reply: a live DNS server, or a Corefile offline.
+
+Live: each step's queries go out together on one new UDP socket (A first), as getaddrinfo sends
+them; a truncated reply is re-asked over TCP for glibc and kept as it is for musl (1.2.3 never
+retries over TCP). Offline: names in a `kubernetes` zone are answered from its snapshot with the
+server's own lookup code; anything else would be forwarded upstream and is reported as unknown,
+never guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kdns.cluster import answer as cluster_answer
+from kdns.cluster.index import ClusterIndex, IndexBuilder
+from kdns.cluster.search import GLIBC, Answer
+from kdns.config import BlockConfig, Config
+from kdns.dns import names, wire
+from kdns.dns import records as rr
+from kdns.dns.message import NXDOMAIN
+from kdns.sources import static
+
+UPSTREAM_UNKNOWN = "would be forwarded upstream (unknown offline)"
+
+
+def _records(answer: Sequence[rr.RR]) -> tuple[tuple[int, str], ...]:
+    return tuple((r.rtype, rr.rdata_text(r)) for r in answer)
+
+
+class SourceError(Exception):
+    """The source cannot answer at all (no snapshot, unreadable file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Zone:
+    block: BlockConfig
+    zones: tuple[str, ...]  # the kubernetes zones of the block, or () when it has none
+    options: cluster_answer.Options | None
+    fallthrough: tuple[str, ...] | None
+    index: ClusterIndex | None
+
+
+class Offline:
+    """Answers from a Corefile's kubernetes snapshot, without sockets."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._blocks: list[_Zone] = []
+        loaded: dict[str, ClusterIndex] = {}
+        for block in config.blocks:
+            entry = block.get("kubernetes")
+            if entry is None:
+                self._blocks.append(_Zone(block, (), None, None, None))
+                continue
+            kcfg = entry.config
+            if not kcfg.snapshot:
+                raise SourceError(
+                    f"{entry.directive.file}:{entry.directive.line}: the kubernetes block reads "
+                    "a live API server; offline mode needs `snapshot FILE` (or use --server)"
+                )
+            if kcfg.snapshot not in loaded:
+                try:
+                    snap = static.load(kcfg.snapshot)
+                except static.SnapshotError as exc:
+                    raise SourceError(str(exc)) from None
+                builder = IndexBuilder()
+                snap.load_into(builder)
+                loaded[kcfg.snapshot] = builder.publish()
+            zones = tuple(kcfg.options.zones)
+            self._blocks.append(
+                _Zone(block, zones, kcfg.options, kcfg.fallthrough, loaded[kcfg.snapshot])
+            )
+
+    @property
+    def cluster_zones(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for b in self._blocks:
+            out.extend(z for z in b.zones if not z.endswith(cluster_answer.REVERSE_ZONES))
+        return tuple(out)
+
+    @property
+    def autopath(self) -> bool:
+        return any(b.block.get("autopath") is not None for b in self._blocks)
+
+    def _block_for(self, name: str) -> _Zone | None:
+        best: tuple[int, _Zone] | None = None
+        for b in self._blocks:
+            zone = names.longest_zone(name, b.block.zones)
+            if zone is not None and (best is None or len(zone) > best[0]):
+                best = (len(zone), b)
+        return best[1] if best else None
+
+    def ask(self, qname: str, qtype: int) -> Answer:
+        name = names.normalize(qname)
+        b = self._block_for(name)
+        if b is None:
+            return Answer(None, unknown=True, note="no server block serves this name")
+        if b.options is None or b.index is None or names.longest_zone(name, b.zones) is None:
+            return Answer(None, unknown=True, note=UPSTREAM_UNKNOWN)
+        result = cluster_answer.lookup(b.index, b.options, qname, qtype)
+        reply = result.reply
+        falls = b.fallthrough is not None and (
+            not b.fallthrough or names.longest_zone(name, b.fallthrough) is not None
+        )
+        if reply.rcode == NXDOMAIN and falls:
+            return Answer(None, unknown=True, note="falls through to the next plugin")
+        if result.chase is not None and qtype in (rr.A, rr.AAAA):
+            return Answer(
+                reply.rcode,
+                _records(reply.answer),
+                unknown=True,
+                note=f"CNAME to {result.chase}, whose address is resolved upstream "
+                "(unknown offline)",
+            )
+        return Answer(reply.rcode, _records(reply.answer), tc=reply.tc)
+
+
+def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
+    """`HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address."""
+    host, port = text, default_port
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise ValueError(f"invalid server {text!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not port_text.isdigit():
+            raise ValueError(f"invalid port in {text!r}")
+        port = int(port_text)
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"invalid server {text!r}")
+    return host, port
+
+
+class _StepProtocol(asyncio.DatagramProtocol):
+    def __init__(self, waiting: dict[int, asyncio.Future[tuple[bytes, float]]]) -> None:
+        self.waiting = waiting
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 2:
+            return
+        fut = self.waiting.get(struct.unpack_from("!H", data)[0])
+        if fut is not None and not fut.done():
+            fut.set_result((data, time.perf_counter()))
+
+
+class Live:
+    """Sends each step's queries to a DNS server, as the chosen library would."""
+
+    def __init__(
+        self, host: str, port: int, resolver: str, timeout: float = 2.0, tcp: bool = False
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.resolver = resolver
+        self.timeout = timeout
+        self.tcp = tcp  # everything over TCP: kubectl port-forward carries nothing else
+
+    async def ask_step(
+        self, qname: str, qtypes: Sequence[int]
+    ) -> tuple[list[Answer], list[float | None]]:
+        if self.tcp:
+            return await self._all_tcp(qname, qtypes)
+        loop = asyncio.get_running_loop()
+        waiting: dict[int, asyncio.Future[tuple[bytes, float]]] = {}
+        ids = random.sample(range(1, 65536), len(qtypes))
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _StepProtocol(waiting), remote_addr=(self.host, self.port)
+        )
+        sent: list[float] = []
+        try:
+            for mid, qtype in zip(ids, qtypes, strict=True):
+                waiting[mid] = loop.create_future()
+                # No EDNS: glibc and musl send plain 512-byte queries.
+                transport.sendto(wire.encode_query(qname, qtype, mid, edns_size=None))
+                sent.append(time.perf_counter())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await asyncio.gather(*waiting.values())
+        finally:
+            transport.close()
+        answers: list[Answer] = []
+        took: list[float | None] = []
+        for i, (mid, qtype) in enumerate(zip(ids, qtypes, strict=True)):
+            fut = waiting[mid]
+            if not fut.done():
+                answers.append(Answer(None, note="no reply"))
+                took.append(None)
+                continue
+            data, at = fut.result()
+            ans = self._decode(data, qname, qtype)
+            elapsed: float | None = at - sent[i]
+            if ans.tc and self.resolver == GLIBC:
+                start = time.perf_counter()
+                ans = await self._tcp(qname, qtype)
+                elapsed = (elapsed or 0.0) + time.perf_counter() - start
+            answers.append(ans)
+            took.append(elapsed)
+        return answers, took
+
+    async def _all_tcp(
+        self, qname: str, qtypes: Sequence[int]
+    ) -> tuple[list[Answer], list[float | None]]:
+        answers: list[Answer] = []
+        took: list[float | None] = []
+        for qtype in qtypes:
+            start = time.perf_counter()
+            ans = await self._tcp(qname, qtype, note="")
+            answers.append(ans)
+            took.append(None if ans.rcode is None else time.perf_counter() - start)
+        return answers, took
+
+    def _decode(self, data: bytes, qname: str, qtype: int) -> Answer:
+        try:
+            msg = wire.decode_message(data)
+        except wire.WireError as exc:
+            return Answer(None, note=f"malformed reply: {exc}")
+        question = msg.question[0] if msg.question else None
+        if question is None or names.normalize(question[0]) != names.normalize(qname):
+            return Answer(None, note="reply for another question (ignored)")
+        return Answer(msg.rcode, _records(msg.answer), tc=msg.tc)
+
+    async def _tcp(
+        self, qname: str, qtype: int, note: str = "after TCP retry (reply was truncated)"
+    ) -> Answer:
+        mid = random.randrange(1, 65536)
+        query = wire.encode_query(qname, qtype, mid, edns_size=None)
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                try:
+                    writer.write(struct.pack("!H", len(query)) + query)
+                    await writer.drain()
+                    size = struct.unpack("!H", await reader.readexactly(2))[0]
+                    data = await reader.readexactly(size)
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+            return Answer(None, note=f"TCP retry failed: {exc or type(exc).__name__}")
+        ans = self._decode(data, qname, qtype)
+        return Answer(ans.rcode, ans.records, ans.tc, note=ans.note or note)

@@ -1,0 +1,122 @@
+"""The checks of ISC's DNS compliance tester (`genreport`, RFC 8906) against kdns's zone apex.
+
+genreport itself is not packaged for Debian, so its default EDNS test list is reproduced here
+with dnspython as the client: plain DNS, EDNS, EDNS version 1, unknown options and flags, DO,
+a small buffer, option lists, and EDNS over TCP. Each must get the reply RFC 6891 asks for.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from tests.support.client import make_query
+from tests.support.server import Running, running_kdns
+
+ROOT = Path(__file__).parents[2]
+COREFILE = """\
+.:PORT {
+    bind 127.0.0.1
+    kubernetes cluster.local {
+        snapshot cluster.yaml
+    }
+}
+"""
+ZONE = "cluster.local."
+
+
+@pytest.fixture
+async def srv(tmp_path: Path) -> AsyncIterator[Running]:
+    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
+    async with running_kdns(COREFILE, tmp_path) as running:
+        yield running
+
+
+async def send(srv: Running, q: dns.message.Message, tcp: bool = False) -> dns.message.Message:
+    if tcp:
+        return await dns.asyncquery.tcp(q, "127.0.0.1", port=srv.port, timeout=3)
+    return await dns.asyncquery.udp(q, "127.0.0.1", port=srv.port, timeout=3)
+
+
+def soa_answer(msg: dns.message.Message) -> bool:
+    return (
+        msg.rcode() == dns.rcode.NOERROR
+        and len(msg.answer) == 1
+        and msg.answer[0].rdtype == dns.rdatatype.SOA
+        and bool(msg.flags & dns.flags.AA)
+    )
+
+
+async def test_dns_plain(srv: Running) -> None:
+    msg = await send(srv, make_query(ZONE, "SOA", edns=None, rd=False))
+    assert soa_answer(msg) and msg.edns == -1
+
+
+async def test_edns(srv: Running) -> None:
+    msg = await send(srv, make_query(ZONE, "SOA", edns=0, rd=False))
+    assert soa_answer(msg) and msg.edns == 0
+
+
+async def test_edns1_is_badvers_with_version_0(srv: Running) -> None:
+    msg = await send(srv, make_query(ZONE, "SOA", edns=1, rd=False))
+    assert msg.rcode() == dns.rcode.BADVERS and msg.edns == 0 and not msg.answer
+
+
+async def test_edns1_with_unknown_option(srv: Running) -> None:
+    q = make_query(ZONE, "SOA", edns=1, rd=False, options=[dns.edns.GenericOption(100, b"")])
+    msg = await send(srv, q)
+    assert msg.rcode() == dns.rcode.BADVERS and msg.edns == 0
+
+
+async def test_unknown_option_is_ignored_and_not_echoed(srv: Running) -> None:
+    q = make_query(ZONE, "SOA", rd=False, options=[dns.edns.GenericOption(100, b"")])
+    msg = await send(srv, q)
+    assert soa_answer(msg) and msg.edns == 0 and not msg.options
+
+
+async def test_unknown_edns_flag_is_cleared(srv: Running) -> None:
+    q = make_query(ZONE, "SOA", rd=False)
+    q.ednsflags |= 0x4000  # an undefined flag in the OPT TTL field
+    msg = await send(srv, q)
+    assert soa_answer(msg) and msg.ednsflags & 0x7FFF == 0
+
+
+async def test_do_bit_is_echoed(srv: Running) -> None:
+    q = make_query(ZONE, "SOA", rd=False)
+    q.ednsflags |= dns.flags.DO
+    msg = await send(srv, q)
+    assert soa_answer(msg) and msg.ednsflags & dns.flags.DO
+
+
+async def test_small_buffer_is_honoured(srv: Running) -> None:
+    msg = await send(srv, make_query(ZONE, "NS", rd=False, payload=512))
+    assert msg.rcode() == dns.rcode.NOERROR and len(msg.to_wire()) <= 512
+
+
+async def test_option_list(srv: Running) -> None:
+    opts: list[dns.edns.Option] = [
+        dns.edns.GenericOption(dns.edns.NSID, b""),
+        dns.edns.ECSOption("192.0.2.0", 24),
+        dns.edns.GenericOption(dns.edns.COOKIE, b"\x01" * 8),
+        dns.edns.GenericOption(dns.edns.EXPIRE, b""),
+    ]
+    msg = await send(srv, make_query(ZONE, "SOA", rd=False, options=opts))
+    assert soa_answer(msg) and msg.edns == 0
+
+
+async def test_edns_over_tcp(srv: Running) -> None:
+    msg = await send(srv, make_query(ZONE, "SOA", rd=False), tcp=True)
+    assert soa_answer(msg) and msg.edns == 0
+
+
+async def test_unknown_type_gets_nodata_not_silence(srv: Running) -> None:
+    msg = await send(srv, make_query(ZONE, 1234, rd=False))
+    assert msg.rcode() == dns.rcode.NOERROR and not msg.answer and msg.authority
