@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import dns.message
 import dns.rcode
 import pytest
@@ -23,6 +24,7 @@ from kdns.sources import kubernetes as source_mod
 from tests.support import fakeapi
 from tests.support.client import ask
 from tests.support.fakeapi import FakeApiServer, endpoint_slice, namespace, pod, service
+from tests.support.ports import free_port
 from tests.support.server import Running, running_kdns
 
 pytestmark = pytest.mark.timeout(60)
@@ -293,11 +295,15 @@ async def test_servfail_until_synced_and_rbac_logged_once(
     api = await started_api()
     api.fail("endpointslices", 403)
     try:
+        ready_port = free_port()
         text = corefile(api.url).replace("startup_timeout 3s", "startup_timeout 200ms")
+        text = text.replace(".:PORT {", f".:PORT {{\n    ready 127.0.0.1:{ready_port}")
         with caplog.at_level(logging.ERROR, logger="kdns.kubernetes"):
-            async with running_kdns(text, tmp_path) as run:
+            async with running_kdns(text, tmp_path) as run, aiohttp.ClientSession() as http:
                 plugin = k8s_plugin(run)
                 assert not plugin.ready()
+                async with http.get(f"http://127.0.0.1:{ready_port}/ready") as resp:
+                    assert resp.status == 503 and "kubernetes" in await resp.text()
                 # Never a false NXDOMAIN before the first sync (CoreDNS: a name error becomes
                 # SERVFAIL): the headless service's endpoints are not listed yet.
                 assert (await answer(run.port, DB))[0] == dns.rcode.SERVFAIL
@@ -315,6 +321,8 @@ async def test_servfail_until_synced_and_rbac_logged_once(
                 api.heal()
                 await answers(run.port, DB, {"10.1.0.1", "10.1.0.2"})
                 assert plugin.ready()
+                async with http.get(f"http://127.0.0.1:{ready_port}/ready") as resp:
+                    assert resp.status == 200
     finally:
         await api.down()
 
