@@ -268,8 +268,11 @@ class KubernetesPlugin:
         else:
             note = memo.get()
             if note is not None:
-                # Served again from bytes while this index snapshot is the live one.
-                note.allow(lambda: self.index is index)
+                # Served again from bytes while this index snapshot is the live one. Compare
+                # generations, not objects: a memoised entry must not pin an old snapshot (each
+                # holds copies of the index maps; thousands of entries pinned gigabytes).
+                generation = index.generation
+                note.allow(lambda: self.index.generation == generation)
         return replace(reply, plugin=self.name)
 
     def _count_nxdomain(self, request: Request, index: ClusterIndex) -> None:

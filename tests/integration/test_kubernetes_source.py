@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -159,6 +160,20 @@ async def test_create_modify_delete_reach_answers(api: FakeApiServer, tmp_path: 
         assert int(watch.query["resourceVersion"]) >= 100
         assert listed.query["limit"] == "3"
         assert not api.list_requests("pods"), "pods are watched only when a mode needs them"
+
+
+async def test_old_snapshots_are_not_kept_alive(api: FakeApiServer, tmp_path: Path) -> None:
+    """Replies memoised for the fast path must not pin the index snapshot they came from."""
+    from kdns.cluster.index import ClusterIndex
+
+    async with running_kdns(corefile(api.url), tmp_path) as run:
+        for i in range(12):
+            api.apply(service(f"churn{i}", cluster_ip=f"10.96.7.{i}"))
+            await answers(run.port, f"churn{i}.default.svc.cluster.local", {f"10.96.7.{i}"})
+            await answer(run.port, WEB)  # memoised against the snapshot of this round
+        gc.collect()
+        alive = [o for o in gc.get_objects() if isinstance(o, ClusterIndex)]
+        assert len(alive) <= 3, f"{len(alive)} index snapshots still referenced"
 
 
 async def test_not_ready_endpoints_are_not_served(api: FakeApiServer, tmp_path: Path) -> None:
