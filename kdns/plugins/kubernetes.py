@@ -143,6 +143,23 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
     return KubernetesConfig(options=answer.Options(**opts), **cfg)
 
 
+RESOLV_CONF = "/etc/resolv.conf"
+
+
+def resolv_search(path: Path) -> tuple[str, ...]:
+    """The `search` (or `domain`) domains of a resolv.conf, normalized; () if unreadable."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ()
+    found: tuple[str, ...] = ()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] in ("search", "domain"):
+            found = tuple(names.normalize(f) for f in fields[1:])  # the last line wins
+    return found
+
+
 class Source(Protocol):
     async def run(self) -> None: ...
 
@@ -169,6 +186,8 @@ class KubernetesPlugin:
         self.builder.require(self._kinds)
         self.index: ClusterIndex = self.builder.current
         self._lookup = ctx.lookup
+        # Search domains of the server's own resolv.conf, tried after the cluster ones (autopath).
+        self.autopath_search = resolv_search(Path(RESOLV_CONF))
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.source = self._make_source(ctx)
@@ -238,6 +257,29 @@ class KubernetesPlugin:
             closer = getattr(self.source, "close", None)
             if closer is not None:
                 await closer()
+
+    def search_path(self, request: Request) -> tuple[str, ...]:
+        """The client pod's search list for autopath, or () when it is not known.
+
+        Like CoreDNS's kubernetes AutoPath: needs `pods verified`; the namespace is that of the
+        first running pod with the client's IP; the list ends with "" (the bare name).
+        """
+        if not self.config.needs_pods:
+            return ()
+        zone = names.longest_zone(request.name, self.options.zones)
+        if zone is None:
+            return ()
+        pod = next(
+            (p for p in self.index.pods_by_ip.get(request.client, ()) if not p.terminating), None
+        )
+        if pod is None:
+            return ()
+        ns = pod.namespace.lower()
+        if zone == ".":
+            cluster: tuple[str, ...] = (f"{ns}.svc.", "svc.", ".")
+        else:
+            cluster = (f"{ns}.svc.{zone}", f"svc.{zone}", zone)
+        return (*cluster, *self.autopath_search, "")
 
     def _falls_through(self, name: str) -> bool:
         ft = self.config.fallthrough

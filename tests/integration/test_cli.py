@@ -65,6 +65,8 @@ def test_serve_answers_dig_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
     text = (ROOT / "Corefile").read_text().replace("1053", str(port))
     text = text.replace("examples/cluster.yaml", "cluster.yaml")
+    # Nothing here should go upstream; if it did, it must stay on loopback (nothing listens).
+    text = text.replace("/etc/resolv.conf", "127.0.0.1:9")
     (tmp_path / "Corefile").write_text(text)
     proc = subprocess.Popen(
         [sys.executable, "-m", "kdns", "serve", "--conf", str(tmp_path / "Corefile")],

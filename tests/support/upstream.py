@@ -30,8 +30,10 @@ from tests.support.ports import free_port
 @dataclass
 class Behaviour:
     mode: str = "answer"  # answer | drop | servfail | refused | wrong_id | wrong_question |
-    #                       wrong_port | truncate_always | slow
+    #                       wrong_port | truncate_always | truncate_both | spoof_first
     delay: float = 0.0
+    # spoof_first: before the real reply, send forgeries (wrong ID, wrong question, wrong
+    # source port) that a careful client must ignore.
 
 
 @dataclass
@@ -42,6 +44,8 @@ class FakeUpstream:
     port: int = 0
     host: str = "127.0.0.1"
     received: list[tuple[str, str, str]] = field(default_factory=list)  # (qname, qtype, proto)
+    peers: list[tuple[int, int]] = field(default_factory=list)  # (message ID, source port)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
     _udp: asyncio.DatagramTransport | None = None
     _tcp: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -53,7 +57,7 @@ class FakeUpstream:
     def counts(self) -> Counter[tuple[str, str]]:
         return Counter((q, t) for q, t, _ in self.received)
 
-    def build(self, wire: bytes, proto: str) -> bytes | None:
+    def build(self, wire: bytes, proto: str, port: int = 0) -> bytes | None:
         try:
             query = dns.message.from_wire(wire)
         except Exception:
@@ -64,6 +68,7 @@ class FakeUpstream:
         qname = q.name.to_text().lower()
         qtype = dns.rdatatype.to_text(q.rdtype)
         self.received.append((qname, qtype, proto))
+        self.peers.append((query.id, port))
         mode = self.behaviour.mode
         if mode == "drop":
             return None
@@ -89,14 +94,26 @@ class FakeUpstream:
             resp.answer = [dns.rrset.from_text("evil.example.", 300, "IN", "A", "6.6.6.6")]
         limit = 65535 if proto == "tcp" else (query.payload if query.edns >= 0 else 512)
         out = resp.to_wire(max_size=65535)
-        if proto == "udp" and (len(out) > limit or mode == "truncate_always"):
+        too_big = proto == "udp" and (len(out) > limit or mode == "truncate_always")
+        if too_big or mode == "truncate_both":
             resp.answer = []
             resp.authority = []
             resp.flags |= dns.flags.TC
             out = resp.to_wire()
         if mode == "wrong_id":
             out = struct.pack("!H", (query.id + 1) & 0xFFFF) + out[2:]
+        self.answered.set()
         return out
+
+    def forgeries(self, wire: bytes) -> list[bytes]:
+        """Replies a spoofer would race in: wrong ID, and right ID with another question."""
+        query = dns.message.from_wire(wire)
+        bad = dns.message.make_response(query)
+        bad.answer.append(dns.rrset.from_text(query.question[0].name, 300, "IN", "A", "6.6.6.6"))
+        wrong_id = bad.to_wire()
+        wrong_id = struct.pack("!H", (query.id + 1) & 0xFFFF) + wrong_id[2:]
+        bad.question = [dns.rrset.RRset(dns.name.from_text("evil.example."), 1, 1)]
+        return [wrong_id, bad.to_wire()]
 
     @staticmethod
     def _soa(resp: dns.message.Message) -> None:
@@ -129,9 +146,15 @@ class FakeUpstream:
     ) -> None:
         if self.behaviour.delay:
             await asyncio.sleep(self.behaviour.delay)
-        out = self.build(data, "udp")
+        out = self.build(data, "udp", addr[1])
         if out is None:
             return
+        if self.behaviour.mode == "spoof_first":
+            for forged in self.forgeries(data):
+                transport.sendto(forged, addr)  # type: ignore[attr-defined]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(out, addr)  # the right answer, but from another port
+            # ...and then the genuine reply below.
         if self.behaviour.mode == "wrong_port":
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.sendto(out, addr)

@@ -1,0 +1,452 @@
+"""`forward FROM TO... { ... }`: send queries to upstream resolvers, as CoreDNS's `forward`.
+
+Upstreams are tried in policy order (random, round_robin, sequential); an upstream that fails
+gets health-checked (`. IN NS`) every `health_check` interval until it answers, and is skipped
+while `max_fails` consecutive checks failed. Each attempt waits at most READ_TIMEOUT, the whole
+query at most TIMEOUT, then the client gets SERVFAIL. Identical questions in flight at once share
+one upstream exchange, so a burst of clients cannot multiply upstream load (or the chances of a
+spoofed reply being accepted). `max_concurrent` turns excess queries into REFUSED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import itertools
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import Histogram
+
+from kdns import metrics
+from kdns.corefile import Directive, Token
+from kdns.dns import names
+from kdns.dns.message import (
+    FORMERR,
+    NOERROR,
+    NXDOMAIN,
+    REFUSED,
+    SERVFAIL,
+    Reply,
+    Request,
+    rcode_name,
+)
+from kdns.dns.records import NS
+from kdns.plugins import parsing
+from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.server import memo
+from kdns.transport import client
+from kdns.transport.client import ExchangeError, Question
+
+log = logging.getLogger("kdns.forward")
+
+MAX_UPSTREAMS = 15
+READ_TIMEOUT = 2.0
+TIMEOUT = 5.0
+PROPERTIES = (
+    "except",
+    "force_tcp",
+    "prefer_udp",
+    "expire",
+    "max_fails",
+    "max_connect_attempts",
+    "policy",
+    "health_check",
+    "max_concurrent",
+    "failfast_all_unhealthy_upstreams",
+    "failover",
+    "next",
+)
+NOT_SUPPORTED = ("tls", "tls_servername", "max_idle_conns")
+_RCODES = {"NOERROR": NOERROR, "SERVFAIL": SERVFAIL, "NXDOMAIN": NXDOMAIN, "REFUSED": REFUSED}
+_RCODES["FORMERR"] = FORMERR
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAddr:
+    host: str
+    port: int
+
+    @property
+    def label(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardConfig:
+    zones: tuple[str, ...]
+    upstreams: tuple[UpstreamAddr, ...]
+    ignored: tuple[str, ...] = ()
+    policy: str = "random"
+    health_check: float = 0.5
+    health_rd: bool = True
+    health_domain: str = "."
+    max_fails: int = 2
+    max_concurrent: int = 0
+    max_connect_attempts: int = 0
+    force_tcp: bool = False
+    prefer_udp: bool = False
+    expire: float = 10.0
+    failfast: bool = False
+    failover: frozenset[int] = frozenset()
+    next_rcodes: frozenset[int] = frozenset()
+    read_timeout: float = READ_TIMEOUT  # not Corefile options; tests shorten them
+    timeout: float = TIMEOUT
+
+
+def _host_port(tok: Token, text: str) -> UpstreamAddr | None:
+    """`IP`, `IP:PORT`, `[IPv6]:PORT` -> address; None if `text` is no address at all."""
+    host, port = text, 53
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise tok.error(f"invalid upstream address {tok.text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise tok.error(f"invalid port in upstream {tok.text!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not port_text.isdigit():
+            raise tok.error(f"invalid port in upstream {tok.text!r}")
+        port = int(port_text)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not 0 < port < 65536:
+        raise tok.error(f"upstream port must be between 1 and 65535, got {port}")
+    return UpstreamAddr(str(ip), port)
+
+
+def resolv_conf_nameservers(path: Path) -> list[str]:
+    out = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            out.append(fields[1].split("%")[0])
+    return out
+
+
+def parse_upstream(tok: Token, base_dir: Path) -> list[UpstreamAddr]:
+    text = tok.text
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme != "dns":
+            raise tok.error(
+                f"upstream transport {scheme}:// is not supported (kdns forwards plain DNS: "
+                "IP[:port] or dns://IP[:port])"
+            )
+        found = _host_port(tok, rest)
+        if found is None:
+            raise tok.error(f"upstream {text!r} is not an IP address")
+        return [found]
+    found = _host_port(tok, text)
+    if found is not None:
+        return [found]
+    path = base_dir / text
+    if not path.is_file():
+        raise tok.error(f"upstream {text!r} is not an IP address or an existing resolv.conf file")
+    try:
+        servers = resolv_conf_nameservers(path)
+    except OSError as exc:
+        raise tok.error(f"cannot read {text}: {exc.strerror}") from None
+    out = []
+    for s in servers:
+        addr = _host_port(tok, s if ":" not in s else f"[{s}]")
+        if addr is not None:
+            out.append(addr)
+    if not out:
+        raise tok.error(f"{text} lists no nameserver")
+    return out
+
+
+def _rcodes(sub: Directive) -> frozenset[int]:
+    if not sub.args:
+        raise sub.error(f"{sub.name} needs at least one RCODE (e.g. {sub.name} SERVFAIL)")
+    out = set()
+    for tok in sub.args:
+        code = _RCODES.get(tok.text.upper())
+        if code is None:
+            raise tok.error(f"unknown rcode {tok.text!r} (expected one of: {', '.join(_RCODES)})")
+        out.add(code)
+    return frozenset(out)
+
+
+def parse(d: Directive, block: BlockInfo) -> ForwardConfig:
+    if len(d.args) < 2:
+        raise d.error("wrong number of arguments for forward: usage: forward FROM TO...")
+    zones = tuple(parsing.zone(d.args[0]))
+    base_dir = Path(d.file).parent
+    upstreams: list[UpstreamAddr] = []
+    for tok in d.args[1:]:
+        upstreams.extend(parse_upstream(tok, base_dir))
+    if len(upstreams) > MAX_UPSTREAMS:
+        raise d.args[1].error(f"forward takes at most {MAX_UPSTREAMS} upstreams")
+    opts: dict[str, object] = {}
+    for sub in d.block or ():
+        name, args = sub.name, sub.args
+        parsing.no_block(sub)
+        if name == "except":
+            if not args:
+                raise sub.error("except needs at least one domain")
+            opts["ignored"] = parsing.zones(args, ())
+        elif name in ("force_tcp", "prefer_udp", "failfast_all_unhealthy_upstreams"):
+            parsing.no_args(sub)
+            opts["failfast" if name.startswith("failfast") else name] = True
+        elif name == "expire":
+            parsing.arg_count(sub, 1, 1, "expire DURATION")
+            opts["expire"] = parsing.duration(args[0])
+        elif name == "max_fails":
+            parsing.arg_count(sub, 1, 1, "max_fails INTEGER")
+            opts["max_fails"] = parsing.integer(args[0], 0, 1 << 31, "max_fails")
+        elif name == "max_connect_attempts":
+            parsing.arg_count(sub, 1, 1, "max_connect_attempts INTEGER")
+            opts["max_connect_attempts"] = parsing.integer(args[0], 0, 1 << 31, name)
+        elif name == "max_concurrent":
+            parsing.arg_count(sub, 1, 1, "max_concurrent MAX")
+            opts["max_concurrent"] = parsing.integer(args[0], 0, 1 << 31, "max_concurrent")
+        elif name == "policy":
+            parsing.arg_count(sub, 1, 1, "policy random|round_robin|sequential")
+            if args[0].text not in ("random", "round_robin", "sequential"):
+                raise args[0].error(
+                    f"policy must be random, round_robin or sequential, got {args[0].text!r}"
+                )
+            opts["policy"] = args[0].text
+        elif name == "health_check":
+            _health_check(sub, opts)
+        elif name == "failover":
+            opts["failover"] = _rcodes(sub)
+        elif name == "next":
+            opts["next_rcodes"] = _rcodes(sub)
+        elif name in NOT_SUPPORTED:
+            raise sub.error(f'forward option "{name}" is not supported (kdns forwards plain DNS)')
+        else:
+            raise parsing.unknown_property("forward", sub, PROPERTIES)
+    if opts.get("force_tcp") and opts.get("prefer_udp"):
+        raise d.error("forward: force_tcp and prefer_udp cannot be used together")
+    return ForwardConfig(zones, tuple(upstreams), **opts)  # type: ignore[arg-type]
+
+
+def _health_check(sub: Directive, opts: dict[str, object]) -> None:
+    if not sub.args:
+        raise sub.error("usage: health_check DURATION [no_rec] [domain FQDN]")
+    opts["health_check"] = parsing.duration(sub.args[0])
+    rest = list(sub.args[1:])
+    while rest:
+        tok = rest.pop(0)
+        if tok.text == "no_rec":
+            opts["health_rd"] = False
+        elif tok.text == "domain":
+            if not rest:
+                raise tok.error("domain needs a name, e.g. domain example.org")
+            opts["health_domain"] = parsing.zone(rest.pop(0))[0]
+        else:
+            raise tok.error(f"expected no_rec or domain FQDN, got {tok.text!r}")
+
+
+class Proxy:
+    """One upstream: its failure count and the health check that clears it."""
+
+    def __init__(self, addr: UpstreamAddr, config: ForwardConfig, failures: object) -> None:
+        self.addr = addr
+        self.config = config
+        self.fails = 0
+        self._probe: asyncio.Task[None] | None = None
+        self._failures = failures
+
+    def down(self) -> bool:
+        return self.config.max_fails != 0 and self.fails >= self.config.max_fails
+
+    def check(self) -> None:
+        """Start health-checking (once): probe until the upstream answers."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.create_task(self._run_probe(), name=f"healthcheck {self.addr}")
+
+    async def probe_once(self) -> bool:
+        cfg = self.config
+        question = Question(cfg.health_domain, NS, rd=cfg.health_rd)
+        proto = "tcp" if cfg.force_tcp else "udp"
+        try:
+            await client.exchange(
+                self.addr.host, self.addr.port, question, cfg.read_timeout, proto=proto
+            )
+        except ExchangeError:
+            self.fails += 1
+            self._failures.inc()  # type: ignore[attr-defined]
+            return False
+        self.fails = 0  # any reply, even SERVFAIL, means the upstream is there
+        return True
+
+    async def _run_probe(self) -> None:
+        while True:
+            if await self.probe_once():
+                return
+            await asyncio.sleep(self.config.health_check)
+
+    async def stop(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+
+
+class ForwardPlugin:
+    name = "forward"
+
+    def __init__(self, config: ForwardConfig, ctx: BuildContext) -> None:
+        self.config = config
+        reg = ctx.registry
+        self._duration: Histogram = metrics.histogram(
+            reg,
+            "coredns_proxy_request_duration_seconds",
+            "Histogram of the time each request took.",
+            ("proxy_name", "to", "rcode"),
+        )
+        hc_failures = metrics.counter(
+            reg,
+            "coredns_proxy_healthcheck_failures_total",
+            "Counter of the number of failed healthchecks.",
+            ("proxy_name", "to"),
+        )
+        self._broken = metrics.counter(
+            reg,
+            "coredns_forward_healthcheck_broken_total",
+            "Counter of the number of complete failures of the healthchecks.",
+        )
+        self._rejects = metrics.counter(
+            reg,
+            "coredns_forward_max_concurrent_rejects_total",
+            "Counter of the number of queries rejected because the concurrent queries were at "
+            "maximum.",
+        )
+        self.proxies = [
+            Proxy(a, config, hc_failures.labels("forward", a.label)) for a in config.upstreams
+        ]
+        self._rr = itertools.count()
+        self._inflight = 0
+        self._shared: dict[tuple[object, ...], asyncio.Task[Reply]] = {}
+        self._timers: dict[tuple[str, str], object] = {}
+
+    def _wanted(self, name: str) -> bool:
+        if names.longest_zone(name, self.config.zones) is None:
+            return False
+        return not (self.config.ignored and names.longest_zone(name, self.config.ignored))
+
+    async def __call__(self, request: Request, call_next: Handler) -> Reply:
+        if not self._wanted(request.name):
+            return await call_next(request)
+        memo.deny()  # an upstream's answer has its own lifetime: only a cache may re-serve it
+        cfg = self.config
+        if cfg.max_concurrent and self._inflight >= cfg.max_concurrent:
+            self._rejects.inc()
+            return Reply(rcode=REFUSED, plugin=self.name)
+        self._inflight += 1
+        try:
+            proto = "tcp" if cfg.force_tcp else "udp" if cfg.prefer_udp else request.proto
+            key = (request.name, request.qtype, request.qclass, request.do, request.cd, request.rd)
+            task = self._shared.get(key)
+            if task is None:
+                task = asyncio.create_task(self._forward(request, proto))
+                self._shared[key] = task
+                task.add_done_callback(functools.partial(self._done, key))
+            reply = await asyncio.shield(task)
+        finally:
+            self._inflight -= 1
+        if reply.rcode in cfg.next_rcodes:
+            return await call_next(request)
+        return reply
+
+    def _done(self, key: tuple[object, ...], _task: asyncio.Task[Reply]) -> None:
+        self._shared.pop(key, None)
+
+    def _ordered(self) -> list[Proxy]:
+        policy = self.config.policy
+        if policy == "random":
+            return random.sample(self.proxies, len(self.proxies))
+        if policy == "round_robin":
+            n = next(self._rr) % len(self.proxies)
+            return self.proxies[n:] + self.proxies[:n]
+        return list(self.proxies)
+
+    def _observe(self, proxy: Proxy, rcode: int, seconds: float) -> None:
+        key = (proxy.addr.label, rcode_name(rcode))
+        child = self._timers.get(key)
+        if child is None:
+            child = self._duration.labels("forward", *key)
+            self._timers[key] = child
+        child.observe(seconds)  # type: ignore[attr-defined]
+
+    async def _forward(self, request: Request, proto: str) -> Reply:
+        """CoreDNS's loop: walk the list, skip down upstreams, retry until the deadline."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + cfg.timeout
+        question = Question(
+            request.qname, request.qtype, request.qclass, request.rd, request.do, request.cd
+        )
+        proxies = self._ordered()
+        i = skipped = attempts = 0
+        pass_start = start
+        errors: list[str] = []
+        while loop.time() < deadline:
+            if cfg.max_connect_attempts and attempts >= cfg.max_connect_attempts:
+                break
+            if i >= len(proxies):
+                # Every upstream failed at once (refused, unreachable): looping on them would
+                # only spin; give up. Slow failures (timeouts) are retried until the deadline.
+                if loop.time() - pass_start < cfg.read_timeout / 4:
+                    break
+                i = skipped = 0
+                pass_start = loop.time()
+            proxy = proxies[i]
+            i += 1
+            if proxy.down():
+                skipped += 1
+                if skipped < len(proxies):
+                    continue
+                # Every upstream is marked down: the health checks are likely broken.
+                self._broken.inc()
+                if cfg.failfast:
+                    return Reply(rcode=SERVFAIL, plugin=self.name, error="no healthy upstream")
+                proxy = random.choice(self.proxies)
+            attempts += 1
+            sent = loop.time()
+            try:
+                msg = await client.exchange(
+                    proxy.addr.host,
+                    proxy.addr.port,
+                    question,
+                    max(0.01, min(cfg.read_timeout, deadline - sent)),
+                    proto=proto,
+                )
+            except ExchangeError as exc:
+                errors.append(f"{proxy.addr.label}: {exc}")
+                if cfg.max_fails:
+                    proxy.check()
+                continue
+            self._observe(proxy, msg.rcode, loop.time() - sent)
+            if msg.rcode in cfg.failover and i < len(proxies):
+                continue
+            return msg.to_reply(self.name)
+        why = "; ".join(errors[-3:]) or "no upstream tried"
+        return Reply(rcode=SERVFAIL, plugin=self.name, error=f"forward: {why}")
+
+    async def stop(self) -> None:
+        for p in self.proxies:
+            await p.stop()
+        for task in list(self._shared.values()):
+            task.cancel()
+
+
+def build(config: ForwardConfig, ctx: BuildContext) -> ForwardPlugin:
+    return ForwardPlugin(config, ctx)
+
+
+SPEC = PluginSpec("forward", parse, build)
