@@ -180,10 +180,10 @@ class KubernetesPlugin:
         self.config = replace(config, options=replace(config.options, server_ips=server_ips))
         self.options = self.config.options
         self.builder = IndexBuilder()
-        kinds = {"Namespace", "Service", "EndpointSlice"}
+        self._kinds = {"Namespace", "Service", "EndpointSlice"}
         if self.config.needs_pods:
-            kinds.add("Pod")
-        self.builder.require(kinds)
+            self._kinds.add("Pod")
+        self.builder.require(self._kinds)
         self.index: ClusterIndex = self.builder.current
         self._lookup = ctx.lookup
         # Search domains of the server's own resolv.conf, tried after the cluster ones (autopath).
@@ -211,6 +211,21 @@ class KubernetesPlugin:
         from kdns.sources.kubernetes import KubernetesSource  # imported only when used (~1 s)
 
         return KubernetesSource(self.config, self.builder, self.publish, ctx.registry)
+
+    def require_pods(self) -> None:
+        """Also watch Pods and wait for their first list (autopath needs pods by IP).
+
+        Call before `start()`, e.g. from another plugin's build (plugins are built back to
+        front, so `ctx.built["kubernetes"]` exists when autopath is built).
+        """
+        self._kinds.add("Pod")
+        self.builder.require(self._kinds)
+        if hasattr(self.source, "watch_pods"):
+            self.source.watch_pods = True
+
+    @property
+    def watch_pods(self) -> bool:
+        return "Pod" in self._kinds
 
     def publish(self) -> None:
         """Swap in a new snapshot; lookups already running keep the one they read."""
@@ -295,8 +310,11 @@ class KubernetesPlugin:
         else:
             note = memo.get()
             if note is not None:
-                # Served again from bytes while this index snapshot is the live one.
-                note.allow(lambda: self.index is index)
+                # Served again from bytes while this index snapshot is the live one. Compare
+                # generations, not objects: a memoised entry must not pin an old snapshot (each
+                # holds copies of the index maps; thousands of entries pinned gigabytes).
+                generation = index.generation
+                note.allow(lambda: self.index.generation == generation)
         return replace(reply, plugin=self.name)
 
     def _count_nxdomain(self, request: Request, index: ClusterIndex) -> None:

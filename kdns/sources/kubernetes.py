@@ -1,18 +1,555 @@
-"""Live Kubernetes source: list + watch through kubernetes-asyncio (placeholder)."""
+"""Live Kubernetes source: list + watch reflectors over kubernetes-asyncio, feeding the index.
+
+One reflector per resource (Namespaces, Services, EndpointSlices, and Pods when a mode needs
+them) runs the loop client-go's reflector runs, because kubernetes-asyncio's `Watch` never
+relists (it retries a 410 once at the same expired version, then raises):
+
+    list (paged) -> replace the kind in the index -> mark synced
+    watch from the list's resourceVersion, with bookmarks and a server-side timeout
+      - stream ends normally        -> watch again from the last version seen
+      - 410 Expired (event or HTTP) -> relist; replace_all applies deletions made in the gap
+      - 401/403                     -> log the RBAC hint once, back off
+      - network error, stall        -> back off (exponential, jittered), watch again
+
+The client's HTTP calls are used with `_preload_content=False`, so list bodies and watch lines
+are parsed straight into dicts and projected to slim objects; no generated models are built.
+Every read has a socket timeout, so a connection that dies silently is noticed.
+
+Events are applied to the builder as they arrive; publishing a new snapshot is coalesced on a
+short timer, so a burst costs one publish while a lone change is visible within milliseconds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from prometheus_client import CollectorRegistry
+
+from kdns import metrics
+from kdns.cluster import objects
 from kdns.cluster.index import IndexBuilder
+from kdns.cluster.objects import Key, Namespace, ObjectError, Pod, Service, Slice
+
+log = logging.getLogger("kdns.kubernetes")
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
+MAX_LINE = 64 * 1024 * 1024  # one watch event; a larger line is a broken stream
+PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # CoreDNS: 1 ms to ~17 min
+
+Projection = Service | Slice | Pod | Namespace
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How the reflectors pace themselves. Defaults suit a real API server."""
+
+    watch_timeout: float = 300.0  # server-side timeoutSeconds, plus up to 50% jitter
+    read_timeout: float = 90.0  # no byte for this long: the connection is presumed dead
+    connect_timeout: float = 10.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    page_size: int = 500
+    publish_delay: float = 0.005  # first unpublished event -> publish, at the earliest
+    publish_max_delay: float = 0.1  # the adaptive delay never exceeds this
+
+
+DEFAULT_TIMING = Timing()
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    kind: str
+    plural: str
+    api: str  # "core" or "discovery"
+    list_method: str
+    convert: Callable[[Mapping[str, Any]], Projection]
+    label_selector: str | None = None
+    field_selector: str | None = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class Expired(Exception):
+    """The resourceVersion (or continue token) is too old: relist."""
+
+
+class Backoff:
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+        self.attempt = 0
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def next(self) -> float:
+        base = min(self.timing.backoff_max, self.timing.backoff_initial * float(2**self.attempt))
+        self.attempt = min(self.attempt + 1, 30)
+        return base * random.uniform(0.5, 1.0)  # full jitter keeps replicas from stampeding
+
+
+def _status_message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:200].decode(errors="replace")
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("reason") or "")
+    return ""
+
+
+def _selector_text(sel: Any) -> str | None:
+    return None if sel is None else str(sel.text)
+
+
+async def make_api_client(config: Any) -> k8s_client.ApiClient:
+    """An ApiClient for `endpoint`, `kubeconfig [CONTEXT]`, or the pod's service account."""
+    cfg = k8s_client.Configuration()
+    if config.kubeconfig:
+        await k8s_config.load_kube_config(
+            config_file=config.kubeconfig,
+            context=config.context,
+            client_configuration=cfg,
+            persist_config=False,
+        )
+        if config.endpoint:
+            cfg.host = config.endpoint.rstrip("/")
+    elif config.endpoint:
+        cfg.host = config.endpoint.rstrip("/")
+    else:
+        # Token re-read every minute by the loader's refresh hook, so rotation is followed.
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=cfg,
+            try_refresh_token=True,
+            token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
+            cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+        )
+    if config.tls:
+        cfg.cert_file, cfg.key_file, cfg.ssl_ca_cert = config.tls
+    return k8s_client.ApiClient(configuration=cfg)
+
+
+_gc_holds = 0
+_gc_restore = False
+
+
+@contextlib.contextmanager
+def _bulk_load() -> Iterator[None]:
+    """Pause the cyclic GC while a list is loaded, then freeze what survived.
+
+    Loading 100k endpoints allocates millions of acyclic objects; with the collector running
+    that costs 2-3 times as long, and afterwards every full collection rescans them all (tens of
+    ms with DNS stalled). Frozen objects are still freed by reference counting when replaced.
+    """
+    global _gc_holds, _gc_restore
+    if _gc_holds == 0:
+        _gc_restore = gc.isenabled()
+        gc.disable()
+    _gc_holds += 1
+    try:
+        yield
+    finally:
+        _gc_holds -= 1
+        if _gc_holds == 0 and _gc_restore:
+            gc.freeze()
+            gc.enable()
 
 
 class KubernetesSource:
+    """Feeds `builder` from the API server; `publish()` makes the changes visible."""
+
     def __init__(
-        self, config: Any, builder: IndexBuilder, publish: Callable[[], None], registry: Any
+        self,
+        config: Any,
+        builder: IndexBuilder,
+        publish: Callable[[], None],
+        registry: CollectorRegistry,
+        *,
+        timing: Timing | None = None,
     ) -> None:
         self.config = config
+        self.builder = builder
+        self._publish = publish
+        self.timing = timing or DEFAULT_TIMING
+        self.watch_pods = bool(getattr(config, "needs_pods", False))
+        self._api: k8s_client.ApiClient | None = None
+        self._flush: asyncio.TimerHandle | None = None
+        self._publish_cost = 0.0
+        self._published_at = 0.0
+        self._pending_latency: list[tuple[Key, float]] = []
+        self._denied_logged: set[str] = set()
+        self.resource_versions: dict[str, str] = {}
+        self.relists: dict[str, int] = {}
+        self._latency = metrics.histogram(
+            registry,
+            "coredns_kubernetes_dns_programming_duration_seconds",
+            "Histogram of the time (in seconds) it took to program a dns instance.",
+            ["service_kind"],
+            buckets=PROGRAMMING_BUCKETS,
+        ).labels(service_kind="headless_with_selector")
 
+    # -- resources ------------------------------------------------------------------------------
+    def resources(self) -> list[Resource]:
+        opts = self.config.options
+        labels = _selector_text(opts.labels)
+        out = [
+            Resource(
+                "Namespace",
+                "namespaces",
+                "core",
+                "list_namespace",
+                objects.namespace_from,
+                label_selector=_selector_text(opts.namespace_labels),
+            ),
+            Resource(
+                "Service",
+                "services",
+                "core",
+                "list_service_for_all_namespaces",
+                objects.service_from,
+                label_selector=labels,
+            ),
+            Resource(
+                "EndpointSlice",
+                "endpointslices",
+                "discovery",
+                "list_endpoint_slice_for_all_namespaces",
+                objects.slice_from,
+                label_selector=labels,
+            ),
+        ]
+        if self.watch_pods:
+            out.append(
+                Resource(
+                    "Pod",
+                    "pods",
+                    "core",
+                    "list_pod_for_all_namespaces",
+                    objects.pod_from,
+                    label_selector=labels,
+                    field_selector=POD_FIELD_SELECTOR,
+                )
+            )
+        return out
+
+    # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
-        raise NotImplementedError("the live Kubernetes source is not implemented yet")
+        """Run every reflector until cancelled; never returns on its own."""
+        backoff = Backoff(self.timing)
+        while self._api is None:
+            try:
+                self._api = await make_api_client(self.config)
+            except Exception as exc:  # bad kubeconfig, not in a pod: keep trying, say why
+                delay = backoff.next()
+                log.error(
+                    "kubernetes: cannot configure the API client: %s (retrying in %.1fs)",
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        log.info("kubernetes: using API server %s", self._api.configuration.host)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for res in self.resources():
+                    tg.create_task(self._reflect(res), name=f"reflector-{res.plural}")
+        finally:
+            if self._flush is not None:
+                self._flush.cancel()
+                self._flush = None
+
+    async def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self._api is not None:
+            api, self._api = self._api, None
+            await api.close()
+
+    # -- reflector ------------------------------------------------------------------------------
+    async def _reflect(self, res: Resource) -> None:
+        backoff = Backoff(self.timing)
+        rv: str | None = None
+        expired_streak = 0
+        while True:
+            try:
+                if rv is None:
+                    rv = await self._list(res)
+                started = time.monotonic()
+                rv, progressed = await self._watch(res, rv)
+                if progressed or time.monotonic() - started > 1.0:
+                    backoff.reset()
+                    expired_streak = 0
+                    continue
+                # An empty stream that ended at once: do not spin against such a server.
+                await asyncio.sleep(backoff.next())
+            except Expired as exc:
+                expired_streak += 1
+                log.info("kubernetes: %s: %s; relisting", res.plural, exc or "expired")
+                if rv is None or expired_streak > 1:
+                    await asyncio.sleep(backoff.next())  # expiring again at once: pace it
+                rv = None
+            except ApiError as exc:
+                delay = backoff.next()
+                if exc.status in (401, 403):
+                    self._log_denied(res, exc)
+                else:
+                    log.warning("kubernetes: %s: %s (retrying in %.1fs)", res.plural, exc, delay)
+                await asyncio.sleep(delay)
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                delay = backoff.next()
+                log.warning(
+                    "kubernetes: %s: API server unreachable or stream broken: %s (retrying in "
+                    "%.1fs; serving the last known data)",
+                    res.plural,
+                    str(exc) or exc.__class__.__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except Exception:  # a bug must not end the watch for good: log, relist, go on
+                delay = backoff.next()
+                log.exception(
+                    "kubernetes: %s reflector failed; relisting in %.1fs", res.plural, delay
+                )
+                rv = None
+                await asyncio.sleep(delay)
+
+    def _log_denied(self, res: Resource, exc: ApiError) -> None:
+        if res.plural in self._denied_logged:
+            log.debug("kubernetes: %s still denied: %s", res.plural, exc)
+            return
+        self._denied_logged.add(res.plural)
+        group = "discovery.k8s.io" if res.api == "discovery" else '"" (core)'
+        log.error(
+            "kubernetes: access to %s denied (%s). kdns needs list and watch on %s in API "
+            "group %s: check the ClusterRole bound to its ServiceAccount (see "
+            "docs/kubernetes-source.md). Retrying with backoff.",
+            res.plural,
+            exc,
+            res.plural,
+            group,
+        )
+
+    def _call(self, res: Resource, **kw: Any) -> Any:
+        assert self._api is not None
+        api: Any = (
+            k8s_client.DiscoveryV1Api(self._api)
+            if res.api == "discovery"
+            else k8s_client.CoreV1Api(self._api)
+        )
+        if res.label_selector:
+            kw["label_selector"] = res.label_selector
+        if res.field_selector:
+            kw["field_selector"] = res.field_selector
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self.timing.connect_timeout, sock_read=self.timing.read_timeout
+        )
+        return getattr(api, res.list_method)(_preload_content=False, _request_timeout=timeout, **kw)
+
+    @staticmethod
+    async def _check(resp: aiohttp.ClientResponse) -> None:
+        if resp.status == 200:
+            return
+        body = await resp.read()
+        resp.release()
+        if resp.status == 410:
+            raise Expired(_status_message(body))
+        raise ApiError(resp.status, _status_message(body) or str(resp.reason))
+
+    async def _list(self, res: Resource) -> str:
+        """List every page, then make the index hold exactly what the API holds."""
+        with _bulk_load():
+            return await self._list_pages(res)
+
+    async def _list_pages(self, res: Resource) -> str:
+        items: list[Projection] = []
+        token: str | None = None
+        rv = ""
+        while True:
+            kw: dict[str, Any] = {"limit": self.timing.page_size}
+            if token:
+                kw["_continue"] = token
+            resp = await self._call(res, **kw)
+            try:
+                await self._check(resp)
+                body = json.loads(await resp.read())
+            finally:
+                resp.release()
+            meta = body.get("metadata") or {}
+            rv = str(meta.get("resourceVersion") or rv)
+            for raw in body.get("items") or ():
+                obj = self._convert(res, raw)
+                if obj is not None:
+                    items.append(obj)
+            token = meta.get("continue") or None
+            if not token:
+                break
+        first = res.kind not in self.relists
+        self.relists[res.kind] = self.relists.get(res.kind, -1) + 1
+        self.builder.replace_all(res.kind, items)
+        self.builder.mark_synced(res.kind)
+        self.resource_versions[res.kind] = rv
+        self._flush_now()
+        log.info(
+            "kubernetes: %s %s: %d objects at resourceVersion %s",
+            "listed" if first else "relisted",
+            res.plural,
+            len(items),
+            rv,
+        )
+        return rv
+
+    def _convert(self, res: Resource, raw: Any) -> Projection | None:
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            return res.convert(raw)
+        except (ObjectError, AttributeError, TypeError, ValueError) as exc:
+            meta = raw.get("metadata") or {}
+            log.warning(
+                "kubernetes: skipping %s %s/%s: %s",
+                res.kind,
+                meta.get("namespace", ""),
+                meta.get("name", "?"),
+                exc,
+            )
+            return None
+
+    async def _watch(self, res: Resource, rv: str) -> tuple[str, bool]:
+        """Watch from `rv` until the stream ends. Returns the last version and whether any
+        event or bookmark arrived."""
+        timeout = int(self.timing.watch_timeout * random.uniform(1.0, 1.5)) or 1
+        resp = await self._call(
+            res,
+            watch=True,
+            resource_version=rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout,
+        )
+        progressed = False
+        try:
+            await self._check(resp)
+            async for line in _lines(resp.content):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    log.debug("kubernetes: %s: ignoring a non-JSON watch line", res.plural)
+                    continue
+                if not isinstance(event, dict):
+                    continue
+                rv = self._apply(res, event, rv)
+                progressed = True
+        finally:
+            resp.release()
+        self.resource_versions[res.kind] = rv
+        return rv, progressed
+
+    def _apply(self, res: Resource, event: dict[str, Any], rv: str) -> str:
+        etype = event.get("type")
+        obj = event.get("object")
+        if not isinstance(obj, dict):
+            return rv
+        if etype == "ERROR":
+            code = obj.get("code")
+            message = str(obj.get("message") or obj.get("reason") or "")
+            if code == 410:
+                raise Expired(message)
+            raise ApiError(int(code) if isinstance(code, int) else 500, message)
+        meta = obj.get("metadata") or {}
+        new_rv = str(meta.get("resourceVersion") or rv)
+        if etype == "BOOKMARK":
+            return new_rv
+        if etype in ("ADDED", "MODIFIED"):
+            proj = self._convert(res, obj)
+            if proj is None:
+                return new_rv
+            self.builder.upsert(proj)
+            if isinstance(proj, Slice) and proj.trigger_time is not None and proj.service:
+                self._pending_latency.append((proj.service_key, proj.trigger_time))
+        elif etype == "DELETED":
+            name = meta.get("name")
+            if not isinstance(name, str):
+                return new_rv
+            namespace = "" if res.kind == "Namespace" else str(meta.get("namespace") or "")
+            self.builder.delete(res.kind, namespace, name)
+        else:
+            return new_rv
+        self._schedule_publish()
+        return new_rv
+
+    # -- publishing ----------------------------------------------------------------------------
+    def _schedule_publish(self) -> None:
+        if self._flush is not None:
+            return
+        # A lone change is published after publish_delay. Under constant churn publishes are
+        # spaced by twice their own cost, so building snapshots uses at most a third of the loop.
+        t = self.timing
+        loop = asyncio.get_running_loop()
+        earliest = self._published_at + 2 * self._publish_cost - loop.time()
+        delay = min(t.publish_max_delay, max(t.publish_delay, earliest))
+        self._flush = loop.call_later(delay, self._flush_now)
+
+    def _flush_now(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        started = time.perf_counter()
+        try:
+            self._publish()
+        except Exception:  # a bug in indexing must not kill the watches; keep the old snapshot
+            log.exception("kubernetes: publishing a new index failed")
+            return
+        finally:
+            self._publish_cost = time.perf_counter() - started
+            self._published_at = asyncio.get_running_loop().time()
+        pending, self._pending_latency = self._pending_latency, []
+        if pending:
+            now = time.time()
+            services = self.builder.current.services
+            for key, trigger in pending:
+                svc = services.get(key)
+                # As CoreDNS: only headless services' DNS depends on endpoints.
+                if svc is not None and svc.headless:
+                    self._latency.observe(max(0.0, now - trigger))
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Newline-delimited lines of any length (aiohttp's readline stops at 128 KiB)."""
+    pending: list[bytes] = []
+    size = 0
+    async for chunk in stream.iter_any():
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            size += len(chunk)
+            if size > MAX_LINE:
+                raise ValueError(f"watch event larger than {MAX_LINE} bytes")
+            continue
+        if pending:
+            chunk = b"".join((*pending, chunk))
+            pending.clear()
+        *complete, rest = chunk.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+        if rest:
+            pending.append(rest)
+        size = len(rest)
+    tail = b"".join(pending)
+    if tail.strip():
+        yield tail
