@@ -45,9 +45,28 @@ CAPTURES = yaml.safe_load((ROOT / "tests" / "unit" / "data" / "real_resolvers.ya
 PROBE_SOURCE = ROOT / "tests" / "data" / "getaddrinfo.c"
 
 RESOLV_CONF = CAPTURES["resolv_conf"]
+# Names pods look up every day, on the same fixture: headless and empty services, dual stack,
+# ExternalNames (to a cluster name, to a truncated answer), a pod name, an SRV-style name (it
+# exists, without addresses), a missing namespace, letter case, and an external name.
+REAL_WORLD = [
+    "hdls1",
+    "hdls-empty",
+    "svc-dual-stack",
+    "external-to-service",
+    "external-big",
+    "10-240-0-1.podns.pod",
+    "_http._tcp.svc1.testns",
+    "kubernetes.default",
+    "svc1.unexposedns",
+    "SVC1.TestNS",
+    "ext.interwebs.test",
+    "svc1.testns.svc.cluster.local.",
+]
 NAMES = list(
     dict.fromkeys(
-        [c["name"] for c in SUITE["search_cases"]] + [c["name"] for c in CAPTURES["captures"]]
+        [c["name"] for c in SUITE["search_cases"]]
+        + [c["name"] for c in CAPTURES["captures"]]
+        + REAL_WORLD
     )
 )
 # How long one client may take: musl waits its full 5 s timeout on SERVFAIL.
@@ -74,7 +93,7 @@ def _setup_problem() -> str | None:
 
 LOG_LINE = re.compile(
     r'\S+:(?P<port>\d+) - (?P<id>\d+) "(?P<type>\S+) IN (?P<name>\S+) (?P<proto>udp|tcp) '
-    r'\d+ \S+ \d+" (?P<rcode>\S+) '
+    r'\d+ \S+ \d+" (?P<rcode>\S+) (?P<rflags>\S+) '
 )
 
 
@@ -86,6 +105,7 @@ class Logged:
     name: str
     proto: str
     rcode: str
+    rflags: str
 
 
 @dataclass
@@ -154,7 +174,15 @@ class Lab:
             lines = self.log.lines[self.pos : end]
         self.pos = end + 1
         return [
-            Logged(m["port"], m["id"], m["type"], m["name"].lower(), m["proto"], m["rcode"])
+            Logged(
+                m["port"],
+                m["id"],
+                m["type"],
+                m["name"].lower(),
+                m["proto"],
+                m["rcode"],
+                m["rflags"],
+            )
             for m in map(LOG_LINE.search, lines)
             if m is not None
         ]
@@ -295,9 +323,7 @@ def observed(logged: Sequence[Logged]) -> list[tuple[str, str]]:
     last = {(q.port, q.id, q.proto): q.name for q in logged}
     own = [q for q in logged if last[(q.port, q.id, q.proto)] == q.name]
     udp = {(q.name, q.qtype) for q in own if q.proto == "udp"}
-    return [
-        (q.name, q.qtype) for q in own if q.proto == "udp" or (q.name, q.qtype) not in udp
-    ]
+    return [(q.name, q.qtype) for q in own if q.proto == "udp" or (q.name, q.qtype) not in udp]
 
 
 def predicted(doc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -365,9 +391,7 @@ print(json.dumps(docs))
 
 def diagnose_all(lab: Lab, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Every (name, resolver, qtype) diagnosis, by the CLI's own entry point, in one process."""
-    keys = sorted(
-        {f"{n}|{c.resolver}|{q or ''}" for n in names for c in CLIENTS for q in c.qtypes}
-    )
+    keys = sorted({f"{n}|{c.resolver}|{q or ''}" for n in names for c in CLIENTS for q in c.qtypes})
     code, out = lab.run([sys.executable, "-c", DIAGNOSE, json.dumps(keys)], timeout=120)
     assert code == 0, out
     docs: dict[str, dict[str, Any]] = json.loads(out)
@@ -391,15 +415,45 @@ def clients(lab: Lab) -> list[Client]:
     return [c for c in CLIENTS if c.resolver == "glibc" or lab.probe is not None]
 
 
-def test_diagnose_predicts_what_glibc_and_musl_send(lab: Lab) -> None:
-    docs = diagnose_all(lab, NAMES)
-    mismatches: list[str] = []
-    repeats: list[str] = []
-    checked = 0
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    logged: list[Logged]
+    seconds: float
+
+    @property
+    def steps(self) -> list[Step]:
+        return steps_of(observed(self.logged))
+
+
+@pytest.fixture(scope="module")
+def docs(lab: Lab) -> dict[str, dict[str, Any]]:
+    return diagnose_all(lab, NAMES)
+
+
+@pytest.fixture(scope="module")
+def runs(lab: Lab) -> dict[tuple[str, str], Run]:
+    """Every client on every name, once."""
+    out: dict[tuple[str, str], Run] = {}
     for name in NAMES:
         for client in clients(lab):
-            code, out, logged = lab.sent(client.argv(lab, name))
-            real = steps_of(observed(logged))
+            start = time.monotonic()
+            code, text = lab.run(client.argv(lab, name))
+            seconds = time.monotonic() - start
+            out[(client.key, name)] = Run(code, text, lab.mark(), seconds)
+    return out
+
+
+def test_diagnose_predicts_what_glibc_and_musl_send(
+    lab: Lab, docs: dict[str, dict[str, Any]], runs: dict[tuple[str, str], Run]
+) -> None:
+    mismatches: list[str] = []
+    repeats: list[str] = []
+    for name in NAMES:
+        for client in clients(lab):
+            run = runs[(client.key, name)]
+            real = run.steps
             want_queries, want_found, _ = prediction(docs, client, name)
             want = steps_of(want_queries)
             if client.key == "glibc_ahosts" and real != want and want:
@@ -409,21 +463,80 @@ def test_diagnose_predicts_what_glibc_and_musl_send(lab: Lab) -> None:
                 if k > 1 and real == want * k:
                     repeats.append(f"{client.key} {name}: the whole walk {k} times")
                     real = want
-            checked += 1
             then = captured(name, client)
             if then is not None and steps_of(then) != real:
                 # The libraries here behave as the captured ones did (else this check is moot).
                 mismatches.append(f"{client.key} {name}: sent {real}, captured {steps_of(then)}")
-            if os.environ.get("KDNS_REAL_RESOLVERS_REPORT"):
-                print(f"{client.key:15} {name:32} {len(real)} steps, found={code == 0}")
             if real != want:
                 mismatches.append(f"{client.key} {name}:\n  sent      {real}\n  predicted {want}")
-            elif (code == 0) != want_found:
-                mismatches.append(f"{client.key} {name}: exit {code} ({out.strip()!r}) but "
-                                  f"diagnose says found={want_found}")
-    assert not mismatches, f"{len(mismatches)} of {checked}:\n" + "\n".join(mismatches)
-    assert checked == len(NAMES) * len(clients(lab))
+            elif (run.code == 0) != want_found:
+                mismatches.append(
+                    f"{client.key} {name}: exit {run.code} ({run.out.strip()!r}) but "
+                    f"diagnose says found={want_found}"
+                )
+            if os.environ.get("KDNS_REAL_RESOLVERS_REPORT"):
+                print(f"{client.key:15} {name:32} {len(real)} steps, found={run.code == 0}")
+    assert not mismatches, f"{len(mismatches)} of {len(runs)}:\n" + "\n".join(mismatches)
+    assert len(runs) == len(NAMES) * len(clients(lab))
     if os.environ.get("KDNS_REAL_RESOLVERS_REPORT"):
         print("\n".join(repeats))
     if lab.probe is None:
         pytest.skip("musl part not run: musl-gcc (Debian package musl-tools) is not installed")
+
+
+TRAILING_DOT = re.compile(r"trailing dot,? :?\s*(\S+?\.)(?:\s|$)")
+
+
+def test_the_advice_holds_for_the_real_resolvers(
+    lab: Lab, docs: dict[str, dict[str, Any]], runs: dict[tuple[str, str], Run]
+) -> None:
+    """Each piece of client-side advice, tried with the real library it was given for."""
+    problems: list[str] = []
+    tried: dict[str, int] = {}
+    for name in NAMES:
+        for client in clients(lab):
+            if client.key == "glibc_hosts":
+                continue  # two walks (AAAA, then A); diagnose advises per getaddrinfo call
+            doc = prediction(docs, client, name)[2]
+            run = runs[(client.key, name)]
+            for advice in doc["advice"]:
+                kind, text = advice["kind"], advice["text"]
+                where = f"{client.key} {name} {kind}"
+                if kind in ("fqdn", "musl-stop"):
+                    # The suggested fully qualified name: one step, and an address.
+                    target = (
+                        doc["answered_by"] if kind == "fqdn" else text.rsplit(" ", 1)[-1]
+                    ).lower()
+                    assert target.endswith(".") and target in text.lower(), where
+                    code, out, logged = lab.sent(client.argv(lab, target))
+                    got = steps_of(observed(logged))
+                    if got != [(target, client.types)] or code != 0:
+                        problems.append(f"{where}: {target} sent {got}, exit {code} {out!r}")
+                elif kind == "ndots":
+                    value = int(re.findall(r'value: "(\d+)"', advice["snippet"])[0])
+                    lab.set_ndots(value)
+                    try:
+                        code, out, logged = lab.sent(client.argv(lab, name))
+                    finally:
+                        lab.set_ndots(5)
+                    got = steps_of(observed(logged))
+                    if got[:1] != [(name.lower() + ".", client.types)] or code != 0:
+                        problems.append(f"{where}: with ndots:{value} sent {got}, exit {code}")
+                    elif len(got) != 1:
+                        problems.append(f"{where}: with ndots:{value} still {len(got)} steps")
+                elif kind == "truncated":
+                    tc = [q for q in run.logged if "tc" in q.rflags.split(",")]
+                    tcp = [q for q in run.logged if q.proto == "tcp"]
+                    if not tc or tcp:
+                        problems.append(f"{where}: TC replies {tc}, TCP re-asks {tcp}")
+                elif kind == "servfail":
+                    if run.seconds < 4 or "Try again" not in run.out:
+                        problems.append(f"{where}: {run.seconds:.1f} s, {run.out.strip()!r}")
+                elif kind == "ok":
+                    if len(run.steps) != 1:
+                        problems.append(f"{where}: {len(run.steps)} steps")
+                else:
+                    continue  # autopath, nodelocal: server side, not a client's behaviour
+                tried[kind] = tried.get(kind, 0) + 1
+    assert not problems, "\n".join(problems)
+    assert {"fqdn", "ndots", "ok"} <= set(tried), tried
