@@ -481,7 +481,7 @@ def test_diagnose_predicts_what_glibc_and_musl_send(
     if os.environ.get("KDNS_REAL_RESOLVERS_REPORT"):
         print("\n".join(repeats))
     if lab.probe is None:
-        pytest.skip("musl part not run: musl-gcc (Debian package musl-tools) is not installed")
+        pytest.skip("glibc matched; musl part not run: musl-gcc (Debian musl-tools) is missing")
 
 
 TRAILING_DOT = re.compile(r"trailing dot,? :?\s*(\S+?\.)(?:\s|$)")
