@@ -53,8 +53,9 @@ typecheck: $(VENV)/.installed-test
 test: $(VENV)/.installed-test dig resolvers kubectl lint typecheck
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed-test
-	bench/run.sh
+# The peer benchmark (dnsperf against knot, unbound, dnsmasq); see BENCHMARKS.md.
+bench: $(VENV)/.installed
+	bench/run.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
