@@ -92,7 +92,7 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         elif name == "namespaces":
             if not args:
                 raise sub.error("namespaces needs at least one namespace")
-            opts["namespaces"] = frozenset(t.text for t in args)
+            opts["namespaces"] = frozenset(t.text.lower() for t in args)  # names compare lower-case
         elif name in ("namespace_labels", "labels"):
             if not args:
                 raise sub.error(f"{name} needs a label selector, e.g. {name} app=dns")
