@@ -15,7 +15,7 @@ import hashlib
 import logging
 import platform
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +41,6 @@ log = logging.getLogger("kdns")
 
 def _entries(config: Config, name: str) -> list[Any]:
     return [e.config for b in config.blocks for e in b.all(name)]
-
-
-_SKIP = object()  # a fast-path entry of a block that does not count queries
 
 
 def lameduck_of(config: Config) -> float:
@@ -151,22 +148,17 @@ class Operations:
                 _enabled: set[str] = enabled,
                 _servers: dict[str, str] = servers,
                 _default: str = default,
-            ) -> None:
-                handle = entry.stat
-                if type(handle) is FastHandle:
-                    handle.hit()
-                elif handle is not _SKIP:
-                    # First hit: `stat` is what the full path saw; resolve its counters once.
-                    seen: tuple[Request, Reply, str] = handle  # type: ignore[assignment]
-                    request, reply, zone = seen
-                    if zone not in _enabled:
-                        entry.stat = _SKIP
-                        return
-                    server = _servers.get(zone, _default)
-                    entry.stat = handle = FastHandle(rec, server, request, reply, zone, entry.size)
-                    handle.hit()
+            ) -> Callable[[], None] | None:
+                # An entry's first hit: `stat` is what the full path saw; resolve the counters
+                # its hits bump once, and hand back what each hit calls.
+                seen: tuple[Request, Reply, str] = entry.stat  # type: ignore[assignment]
+                request, reply, zone = seen
+                if zone not in _enabled:
+                    return None
+                server = _servers.get(zone, _default)
+                return FastHandle(rec, server, request, reply, zone, entry.size).hit
 
-            dispatcher.on_fast_hit.append(fast_hit)
+            dispatcher.on_first_fast_hit.append(fast_hit)
 
     # -- HTTP endpoints -----------------------------------------------------------------------
 
