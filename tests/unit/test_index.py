@@ -52,7 +52,7 @@ ops = st.one_of(
     st.tuples(st.just("upsert"), st.one_of(services, slices, pods, namespaces)),
     st.tuples(
         st.just("delete"),
-        st.tuples(kinds, st.sampled_from(NAMESPACES), st.sampled_from(NAMES + ("s0-x", "s1-y"))),
+        st.tuples(kinds, st.sampled_from(NAMESPACES), st.sampled_from((*NAMES, "s0-x", "s1-y"))),
     ),
     st.tuples(st.just("publish"), st.none()),
 )
@@ -88,7 +88,7 @@ def test_incremental_publishes_match_a_full_rebuild(steps: list[tuple[str, objec
     builder = IndexBuilder()
     live: dict[tuple[str, str, str], object] = {}  # (kind, namespace, name) -> object
     published: list[tuple[ClusterIndex, dict[str, object]]] = []
-    for op, arg in steps + [("publish", None)]:
+    for op, arg in [*steps, ("publish", None)]:
         if op == "upsert":
             kind = type(arg).__name__
             kind = {"Slice": "EndpointSlice"}.get(kind, kind)
