@@ -11,6 +11,7 @@ API server. Cluster sizes are synthetic snapshots: N Services, each with one End
 
     python bench/deployed_memory.py                      # bundled Corefile + snapshot
     python bench/deployed_memory.py --preload --services 0 1000 5000
+    python bench/deployed_memory.py --preload --yaml --services 1000 5000   # YAML snapshot files
 """
 
 from __future__ import annotations
@@ -207,6 +208,7 @@ def main() -> None:
     p.add_argument("--preload", action="store_true", help="import the live-source modules too")
     p.add_argument("--services", type=int, nargs="*", help="synthetic cluster sizes")
     p.add_argument("--queries", type=int, default=500)
+    p.add_argument("--yaml", action="store_true", help="write the snapshot as YAML, not JSON")
     args = p.parse_args()
     if args.index_only:
         for n in args.services or (0,):
@@ -224,8 +226,14 @@ def main() -> None:
             path.write_text(text)
             runs.append(("bundled snapshot", path))
         for n in args.services or ():
-            snap = Path(tmp, f"cluster-{n}.json")
-            snap.write_text(json.dumps(snapshot(n)))
+            if args.yaml:
+                import yaml
+
+                snap = Path(tmp, f"cluster-{n}.yaml")
+                snap.write_text(yaml.safe_dump(snapshot(n), default_flow_style=False))
+            else:
+                snap = Path(tmp, f"cluster-{n}.json")
+                snap.write_text(json.dumps(snapshot(n)))
             path = Path(tmp, f"Corefile.{n}")
             path.write_text(corefile(str(snap)))
             runs.append((f"{n} services, {n} slices, {3 * n} pods", path))

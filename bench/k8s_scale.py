@@ -13,7 +13,8 @@ Measured:
 - RSS of the kdns process (VmRSS once ready, VmHWM peak);
 - event -> answer: the fake API emits a MODIFIED EndpointSlice (the control request returns
   after the event is queued to the watch) -> the new address is in kdns's DNS answer, polled
-  back to back, for --changes changes spaced by --gap seconds (p50/p99);
+  back to back, for --changes changes spaced by --gap seconds (p50/p99); then again while
+  the API streams --loaded-rate changes per second to other services;
 - CPU of the kdns process while the API streams --rate slice changes per second.
 """
 
@@ -211,45 +212,66 @@ async def drive(args: argparse.Namespace) -> None:
 
         async with aiohttp.ClientSession() as http:
             ctl = f"http://127.0.0.1:{args.control_port}/apply"
-            # Event -> answer, one change at a time on headless services.
-            lat: list[float] = []
             headless = [i for i in range(args.services) if i % args.headless_every == 0]
-            for n in range(args.changes):
-                await asyncio.sleep(args.gap)  # isolated changes; churn is measured below
-                i = headless[n % len(headless)]
+            measured = headless[: args.changes]
+            others = sorted(set(range(args.services)) - set(measured))
+
+            async def change(i: int, first_ip: str) -> None:
                 ns = f"ns{i % 10}"
-                new_ip = f"10.250.{(n >> 8) & 255}.{n & 255}"
-                ips = [new_ip] + [ip(i, j) for j in range(1, args.endpoints_per_service)]
+                ips = [first_ip] + [ip(i, j) for j in range(1, args.endpoints_per_service)]
                 async with http.post(ctl, data=json.dumps(slice_obj(i, ns, ips))) as resp:
                     await resp.read()
-                t_event = time.perf_counter()
-                name = f"svc-{i:05d}.{ns}.svc.cluster.local"
-                while new_ip not in await query(name):
-                    if time.perf_counter() - t_event > 5:
-                        raise SystemExit(f"change {n} not visible after 5 s")
-                lat.append(time.perf_counter() - t_event)
-            lat.sort()
-            p50 = statistics.median(lat) * 1000
-            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-            print(
-                f"event -> answer over {len(lat)} changes: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
-                f"max {lat[-1] * 1000:.1f} ms"
-            )
+
+            async def latencies(label: str, base: int) -> None:
+                """Event -> answer, one change at a time on headless services."""
+                lat: list[float] = []
+                for n in range(args.changes):
+                    await asyncio.sleep(args.gap)
+                    i = measured[n % len(measured)]
+                    m = base + n
+                    new_ip = f"10.250.{(m >> 8) & 255}.{m & 255}"
+                    await change(i, new_ip)
+                    t_event = time.perf_counter()
+                    name = f"svc-{i:05d}.ns{i % 10}.svc.cluster.local"
+                    while new_ip not in await query(name):
+                        if time.perf_counter() - t_event > 5:
+                            raise SystemExit(f"change {n} not visible after 5 s")
+                    lat.append(time.perf_counter() - t_event)
+                lat.sort()
+                p50 = statistics.median(lat) * 1000
+                p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+                print(
+                    f"event -> answer {label} over {len(lat)} changes: p50 {p50:.1f} ms, "
+                    f"p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms"
+                )
+
+            async def churn(rate: float, stop: asyncio.Event) -> int:
+                """Slice changes at `rate` per second on services the latency loop leaves alone."""
+                w0 = time.monotonic()
+                n = 0
+                while not stop.is_set():
+                    i = others[(n * 7919) % len(others)]
+                    await change(i, f"10.251.{(n >> 8) & 255}.{n & 255}")
+                    n += 1
+                    await asyncio.sleep(max(0.0, w0 + n / rate - time.monotonic()))
+                return n
+
+            await latencies("(isolated changes)", 0)
+
+            if args.loaded_rate > 0:
+                stop = asyncio.Event()
+                background = asyncio.create_task(churn(args.loaded_rate, stop))
+                w0 = time.monotonic()
+                await latencies(f"(with {args.loaded_rate:g} other changes/s)", args.changes)
+                stop.set()
+                n = await background
+                print(f"  background: {n / (time.monotonic() - w0):.0f} changes/s achieved")
 
             # CPU under a steady stream of slice changes.
             cpu0, w0 = cpu_seconds(kdns_proc.pid), time.monotonic()
-            interval = 1.0 / args.rate
-            n = 0
-            while time.monotonic() - w0 < args.churn_seconds:
-                i = (n * 7919) % args.services
-                ns = f"ns{i % 10}"
-                ips = [f"10.251.{(n >> 8) & 255}.{n & 255}"] + [
-                    ip(i, j) for j in range(1, args.endpoints_per_service)
-                ]
-                async with http.post(ctl, data=json.dumps(slice_obj(i, ns, ips))) as resp:
-                    await resp.read()
-                n += 1
-                await asyncio.sleep(max(0.0, w0 + n * interval - time.monotonic()))
+            stop = asyncio.Event()
+            asyncio.get_running_loop().call_later(args.churn_seconds, stop.set)
+            n = await churn(args.rate, stop)
             wall = time.monotonic() - w0
             cpu = cpu_seconds(kdns_proc.pid) - cpu0
             mem = proc_status(kdns_proc.pid)
@@ -275,6 +297,12 @@ def main() -> None:
     p.add_argument("--gap", type=float, default=0.1, help="pause between measured changes")
     p.add_argument("--rate", type=float, default=50.0, help="slice changes per second")
     p.add_argument("--churn-seconds", type=float, default=10.0)
+    p.add_argument(
+        "--loaded-rate",
+        type=float,
+        default=100.0,
+        help="other slice changes per second while event -> answer is measured again (0: skip)",
+    )
     p.add_argument("--api-port", type=int, default=0)
     p.add_argument("--control-port", type=int, default=0)
     args = p.parse_args()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from kdns.cluster.cowmap import CowMap
 from kdns.cluster.objects import Key, Namespace, Pod, Port, Service, Slice
 
 KINDS = ("Namespace", "Service", "EndpointSlice", "Pod")
@@ -66,16 +67,20 @@ class IndexBuilder:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._services: dict[Key, Service] = {}
+        # The maps a snapshot exposes are copy-on-write: publishing shares them with the snapshot
+        # and the next write copies only the shard it touches.
+        self._services: CowMap[Key, Service] = CowMap()
         self._slices: dict[Key, Slice] = {}
         self._slices_of: dict[Key, set[Key]] = {}
         self._pods: dict[Key, Pod] = {}
-        self._namespaces: dict[str, Namespace] = {}
-        self._addresses: dict[Key, tuple[Address, ...]] = {}
-        self._ep_owners: dict[str, tuple[tuple[Key, Address], ...]] = {}
-        self._cip_owners: dict[str, tuple[Key, ...]] = {}
-        self._pods_by_ip: dict[str, tuple[Pod, ...]] = {}
+        self._namespaces: CowMap[str, Namespace] = CowMap()
+        self._addresses: CowMap[Key, tuple[Address, ...]] = CowMap()
+        self._ep_owners: CowMap[str, tuple[tuple[Key, Address], ...]] = CowMap()
+        self._cip_owners: CowMap[str, tuple[Key, ...]] = CowMap()
+        self._pods_by_ip: CowMap[str, tuple[Pod, ...]] = CowMap()
         self._svc_ns_count: dict[str, int] = {}
+        self._svc_namespaces: frozenset[str] = frozenset()
+        self._svc_namespaces_stale = False  # a namespace gained its first or lost its last service
         self._dirty: set[Key] = set()
         self._synced_kinds: set[str] = set()
         self._required_kinds: set[str] = {"Namespace", "Service", "EndpointSlice"}
@@ -104,7 +109,9 @@ class IndexBuilder:
             if old is not None:
                 self._drop_cluster_ips(old)
             else:
-                self._svc_ns_count[obj.namespace] = self._svc_ns_count.get(obj.namespace, 0) + 1
+                count = self._svc_ns_count.get(obj.namespace, 0)
+                self._svc_ns_count[obj.namespace] = count + 1
+                self._svc_namespaces_stale |= count == 0
             self._services[obj.key] = obj
             for ip in obj.cluster_ips:
                 self._cip_owners[ip] = (*self._cip_owners.get(ip, ()), obj.key)
@@ -139,6 +146,7 @@ class IndexBuilder:
                     self._svc_ns_count[namespace] = left
                 else:
                     self._svc_ns_count.pop(namespace, None)
+                    self._svc_namespaces_stale = True
             self._dirty.add(key)
         elif kind == "EndpointSlice":
             old_slice = self._slices.pop(key, None)
@@ -180,17 +188,20 @@ class IndexBuilder:
         for key in self._dirty:
             self._recompute(key)
         self._dirty.clear()
+        if self._svc_namespaces_stale:
+            self._svc_namespaces = frozenset(self._svc_ns_count)
+            self._svc_namespaces_stale = False
         self._changed = False
         self._serial = max(self._serial + 1, int(self._clock()))
         self._generation += 1
         self.current = ClusterIndex(
-            services=dict(self._services),
-            addresses=dict(self._addresses),
-            namespaces=dict(self._namespaces),
-            service_namespaces=frozenset(self._svc_ns_count),
-            pods_by_ip=dict(self._pods_by_ip),
-            cluster_ip_owners=dict(self._cip_owners),
-            endpoint_ip_owners=dict(self._ep_owners),
+            services=self._services.freeze(),
+            addresses=self._addresses.freeze(),
+            namespaces=self._namespaces.freeze(),
+            service_namespaces=self._svc_namespaces,
+            pods_by_ip=self._pods_by_ip.freeze(),
+            cluster_ip_owners=self._cip_owners.freeze(),
+            endpoint_ip_owners=self._ep_owners.freeze(),
             synced=self.synced,
             serial=self._serial,
             generation=self._generation,
