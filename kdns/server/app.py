@@ -8,8 +8,8 @@ the existing sockets, so unchanged listeners keep serving without a gap.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import Awaitable, Callable
