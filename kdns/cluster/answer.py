@@ -9,7 +9,7 @@ name exists (NODATA vs NXDOMAIN) falls out of the same lookup: a name exists whe
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kdns.cluster.index import Address, ClusterIndex
 from kdns.cluster.objects import Key, Port, Service
@@ -61,6 +61,9 @@ class Answer:
     reply: Reply
     chase: str | None = None  # out-of-zone CNAME target that A/AAAA still needs resolved
     exists: bool = True
+    # The index keys (`ClusterIndex.versions`) the answer was derived from; None when it may
+    # depend on anything in the index (apex, pods verified, PTR, CNAME chains).
+    deps: tuple[Key, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -159,9 +162,28 @@ def answer(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer
     rel = name[: len(name) - len(zone)].rstrip(".") if zone != "." else name.rstrip(".")
     segs = names.split(rel) if rel else []
     try:
-        return _forward_lookup(ctx, qname, segs, qtype)
+        result = _forward_lookup(ctx, qname, segs, qtype)
     except _NoName:
-        return _negative(ctx, NXDOMAIN)
+        result = _negative(ctx, NXDOMAIN)
+    deps = _dependencies(segs, opts)
+    return replace(result, deps=deps) if deps is not None else result
+
+
+def _dependencies(segs: list[str], opts: Options) -> tuple[Key, ...] | None:
+    """What a `<...>.<ns>.svc|pod.<zone>` answer depends on: its service and its namespace.
+
+    Everything the answer reads for such a name is the namespace's existence and filters, the
+    service object and its endpoints; the index versions exactly those keys, so an answer kept
+    as bytes stays valid while other objects change.
+    """
+    if len(segs) < 2 or segs[-1] not in ("svc", "pod"):
+        return None
+    namespace = segs[-2]
+    if segs[-1] == "pod":
+        return (("", namespace),) if opts.pods != "verified" else None
+    if len(segs) == 2:
+        return (("", namespace),)
+    return ((namespace, segs[-3]), ("", namespace))
 
 
 def _forward_lookup(ctx: _Ctx, qname: str, segs: list[str], qtype: int) -> Answer:

@@ -42,6 +42,10 @@ class ClusterIndex:
     pods_by_ip: Mapping[str, tuple[Pod, ...]] = field(default_factory=dict)
     cluster_ip_owners: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)
     endpoint_ip_owners: Mapping[str, tuple[tuple[Key, Address], ...]] = field(default_factory=dict)
+    # The generation at which each service key (namespace, name), and each namespace
+    # ("", namespace), last changed: an answer that depends only on those stays valid across
+    # publishes that touch other objects (the fast path keeps serving it).
+    versions: Mapping[Key, int] = field(default_factory=dict)
     synced: bool = False
     serial: int = 0
     generation: int = 0
@@ -82,6 +86,8 @@ class IndexBuilder:
         self._svc_namespaces: frozenset[str] = frozenset()
         self._svc_namespaces_stale = False  # a namespace gained its first or lost its last service
         self._dirty: set[Key] = set()
+        self._ns_dirty: set[str] = set()
+        self._versions: CowMap[Key, int] = CowMap()
         self._synced_kinds: set[str] = set()
         self._required_kinds: set[str] = {"Namespace", "Service", "EndpointSlice"}
         self._changed = True
@@ -103,21 +109,28 @@ class IndexBuilder:
         return self._required_kinds <= self._synced_kinds
 
     def upsert(self, obj: Service | Slice | Pod | Namespace) -> None:
-        self._changed = True
         if isinstance(obj, Service):
             old = self._services.get(obj.key)
+            if old == obj:
+                return  # e.g. a status-only update: nothing DNS shows changed
+            self._changed = True
             if old is not None:
                 self._drop_cluster_ips(old)
             else:
                 count = self._svc_ns_count.get(obj.namespace, 0)
                 self._svc_ns_count[obj.namespace] = count + 1
-                self._svc_namespaces_stale |= count == 0
+                if count == 0:
+                    self._svc_namespaces_stale = True
+                    self._ns_dirty.add(obj.namespace)
             self._services[obj.key] = obj
             for ip in obj.cluster_ips:
                 self._cip_owners[ip] = (*self._cip_owners.get(ip, ()), obj.key)
             self._dirty.add(obj.key)
         elif isinstance(obj, Slice):
             old_slice = self._slices.get(obj.key)
+            if old_slice == obj:
+                return
+            self._changed = True
             if old_slice is not None and old_slice.service_key != obj.service_key:
                 self._unlink_slice(old_slice)
             self._slices[obj.key] = obj
@@ -125,14 +138,19 @@ class IndexBuilder:
             self._dirty.add(obj.service_key)
         elif isinstance(obj, Pod):
             old_pod = self._pods.get(obj.key)
+            if old_pod == obj:
+                return
+            self._changed = True
             if old_pod is not None:
                 self._drop_pod_ips(old_pod)
             self._pods[obj.key] = obj
             if not obj.terminating:
                 for ip in obj.ips:
                     self._pods_by_ip[ip] = (*self._pods_by_ip.get(ip, ()), obj)
-        else:
+        elif self._namespaces.get(obj.name) != obj:
+            self._changed = True
             self._namespaces[obj.name] = obj
+            self._ns_dirty.add(obj.name)
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -147,6 +165,7 @@ class IndexBuilder:
                 else:
                     self._svc_ns_count.pop(namespace, None)
                     self._svc_namespaces_stale = True
+                    self._ns_dirty.add(namespace)
             self._dirty.add(key)
         elif kind == "EndpointSlice":
             old_slice = self._slices.pop(key, None)
@@ -156,8 +175,8 @@ class IndexBuilder:
             old_pod = self._pods.pop(key, None)
             if old_pod is not None:
                 self._drop_pod_ips(old_pod)
-        elif kind == "Namespace":
-            self._namespaces.pop(name, None)
+        elif kind == "Namespace" and self._namespaces.pop(name, None) is not None:
+            self._ns_dirty.add(name)
 
     def replace_all(self, kind: str, objects: Iterable[Service | Slice | Pod | Namespace]) -> None:
         """Make `kind` hold exactly `objects` (a relist): what is missing was deleted meanwhile."""
@@ -185,15 +204,19 @@ class IndexBuilder:
         """A new snapshot if anything changed since the last one, else the current one."""
         if not self._changed:
             return self.current
+        self._generation += 1
         for key in self._dirty:
             self._recompute(key)
+            self._versions[key] = self._generation
         self._dirty.clear()
+        for ns in self._ns_dirty:
+            self._versions[("", ns)] = self._generation
+        self._ns_dirty.clear()
         if self._svc_namespaces_stale:
             self._svc_namespaces = frozenset(self._svc_ns_count)
             self._svc_namespaces_stale = False
         self._changed = False
         self._serial = max(self._serial + 1, int(self._clock()))
-        self._generation += 1
         self.current = ClusterIndex(
             services=self._services.freeze(),
             addresses=self._addresses.freeze(),
@@ -202,6 +225,7 @@ class IndexBuilder:
             pods_by_ip=self._pods_by_ip.freeze(),
             cluster_ip_owners=self._cip_owners.freeze(),
             endpoint_ip_owners=self._ep_owners.freeze(),
+            versions=self._versions.freeze(),
             synced=self.synced,
             serial=self._serial,
             generation=self._generation,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from kdns import metrics
 from kdns.cluster import answer, search
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
+from kdns.cluster.objects import Key
 from kdns.corefile import Directive
 from kdns.dns import names
 from kdns.dns import records as rr
@@ -313,12 +315,21 @@ class KubernetesPlugin:
         else:
             note = memo.get()
             if note is not None:
-                # Served again from bytes while this index snapshot is the live one. Compare
-                # generations, not objects: a memoised entry must not pin an old snapshot (each
-                # holds copies of the index maps; thousands of entries pinned gigabytes).
-                generation = index.generation
-                note.allow(lambda: self.index.generation == generation)
+                note.allow(self._still_valid(index, result.deps))
         return replace(reply, plugin=self.name)
+
+    def _still_valid(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> Callable[[], bool]:
+        """When bytes of this answer may be served again. Compare version numbers, never hold
+        `index`: a memoised entry must not pin an old snapshot."""
+        generation = index.generation
+        if deps is None or not index.synced:
+            return lambda: self.index.generation == generation
+        versions = index.versions
+        if len(deps) == 1:
+            key, seen = deps[0], versions.get(deps[0], 0)
+            return lambda: self.index.versions.get(key, 0) == seen
+        (k1, k2), (v1, v2) = deps[:2], (versions.get(deps[0], 0), versions.get(deps[1], 0))
+        return lambda: self.index.versions.get(k1, 0) == v1 and self.index.versions.get(k2, 0) == v2
 
     def _count_nxdomain(self, request: Request, index: ClusterIndex) -> None:
         """Count NXDOMAINs, and those that are a pod's search list burning queries."""
