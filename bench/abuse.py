@@ -69,6 +69,23 @@ print(sent, flush=True)
 """
 
 
+# An experiment, not a setting: the UDP socket's receive buffer is fixed in kdns; this runs kdns
+# with another size to show what the kernel queue costs in latency under overload.
+RCVBUF_WRAPPER = """
+import socket, sys
+import kdns.transport.udp as udp
+size = int(sys.argv.pop(1))
+opened = udp.open_socket
+def open_socket(host, port):
+    sock = opened(host, port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return sock
+udp.open_socket = open_socket
+from kdns.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
 async def scrape_requests(metrics: int) -> float:
     reader, writer = await asyncio.open_connection("127.0.0.1", metrics)
     writer.write(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
@@ -219,6 +236,7 @@ async def phase(
         "rss_start_mib": round(rss[0] / 1024, 1),
         "rss_max_mib": round(max(rss) / 1024, 1),
         "rss_end_mib": round(rss[-1] / 1024, 1),
+        "rss_every_5s_mib": [round(k / 1024, 1) for k in rss[::10]],
     }
 
 
@@ -240,8 +258,11 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     loadbalance
 }}
 """)
+    cmd = [sys.executable, "-m", "kdns"]
+    if args.rcvbuf:
+        cmd = [sys.executable, "-c", RCVBUF_WRAPPER, str(args.rcvbuf)]
     proc = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "kdns", "--log-level", "warning", "serve", "--conf", "Corefile"],
+        [*cmd, "--log-level", "warning", "serve", "--conf", "Corefile"],
         cwd=work,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
@@ -271,6 +292,7 @@ def main() -> None:
     p.add_argument("--legit-qps", type=float, default=200.0)
     p.add_argument("--tcp-conns", type=int, default=1400)
     p.add_argument("--phases", nargs="+", default=["baseline", "tcp", "udp", "baseline"])
+    p.add_argument("--rcvbuf", type=int, help="experiment: run kdns with this SO_RCVBUF")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     results = asyncio.run(main_async(args))
