@@ -167,7 +167,9 @@ def mutate(rng: random.Random, base: bytes, other: bytes) -> bytes:
         data[6:12] = struct.pack("!HHH", data[11], 0, 0) if data[11] else data[6:12]
     elif kind == 10:  # random section counts
         i = rng.choice([4, 6, 8, 10])
-        data[i : i + 2] = struct.pack("!H", rng.choice([0, 1, 2, 255, 0xFFFF, rng.randrange(65536)]))
+        data[i : i + 2] = struct.pack(
+            "!H", rng.choice([0, 1, 2, 255, 0xFFFF, rng.randrange(65536)])
+        )
     elif kind == 11:  # QR, opcode, rcode, Z bits flipped
         data[2] ^= rng.choice([0x80, 0x78, 0x08, 0x02])
         data[3] ^= rng.randrange(256)

@@ -33,8 +33,11 @@ def encode_query(name: str, qtype: int = 1, qid: int = 0) -> bytes:
     labels = b"".join(
         bytes([len(part)]) + part.encode() for part in name.rstrip(".").split(".") if part
     )
-    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack(
-        "!HH", qtype, 1
+    return (
+        struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+        + labels
+        + b"\0"
+        + struct.pack("!HH", qtype, 1)
     )
 
 
@@ -126,7 +129,7 @@ async def udp_load(
                     result.lost += 1
             await asyncio.sleep(tick)
         deadline = time.perf_counter() + timeout
-        while pending and time.perf_counter() < deadline:
+        while pending and time.perf_counter() < deadline:  # noqa: ASYNC110 (replies fill it)
             await asyncio.sleep(tick)
         result.lost += len(pending)
     finally:

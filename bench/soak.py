@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -194,10 +195,8 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
                 samples.append((time.monotonic() - start, rss_kib(kdns_proc.pid)["VmRSS"]))
                 t, kib = samples[-1]
                 print(f"  t={t:5.0f}s RSS {kib / 1024:6.1f} MiB  changes {changes}", flush=True)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), args.sample)
-                except TimeoutError:
-                    pass
 
         async def churn() -> None:
             nonlocal changes
@@ -228,10 +227,8 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
                     n += 1
                     changes = n
                     next_at = start + n / args.churn_rate
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
-                    except TimeoutError:
-                        pass
 
         sampler = asyncio.create_task(sample())
         churner = asyncio.create_task(churn())

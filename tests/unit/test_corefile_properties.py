@@ -100,7 +100,9 @@ QUOTED = st.text(
     max_size=12,
 )
 NAME = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(lambda s: s != "import")
-KEY = st.from_regex(r"(dns://)?([a-z0-9-]{1,8}\.){0,3}[a-z]{1,6}\.?:[1-9][0-9]{0,3}", fullmatch=True)
+KEY = st.from_regex(
+    r"(dns://)?([a-z0-9-]{1,8}\.){0,3}[a-z]{1,6}\.?:[1-9][0-9]{0,3}", fullmatch=True
+)
 
 
 @dataclass
@@ -132,7 +134,9 @@ def render(items: list[Node], indent: str, lines: list[str], style: st.DataObjec
             lines.append(head + tail)
         else:
             lines.append(head + " {")
-            render(item.block, indent + style.draw(st.sampled_from(["  ", "\t", " "])), lines, style)
+            render(
+                item.block, indent + style.draw(st.sampled_from(["  ", "\t", " "])), lines, style
+            )
             lines.append(indent + "}")
 
 

@@ -14,9 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdns.dns import names
+from kdns.dns import names, wire
 from kdns.dns import records as rr
-from kdns.dns import wire
 from kdns.dns.message import BADVERS, FORMERR, NOERROR, NOTIMP, Reply, Request
 from tests.support.client import make_query
 
