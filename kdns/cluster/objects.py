@@ -122,9 +122,12 @@ def _ports(raw: Any) -> tuple[Port, ...]:
 
 def _ip(text: Any) -> str | None:
     try:
-        return str(ipaddress.ip_address(str(text)))
+        ip = ipaddress.ip_address(str(text))
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:a.b.c.d is an IPv4 address (A record), as Go reads it
+    return str(ip)
 
 
 def service_from(obj: Mapping[str, Any]) -> Service:

@@ -383,8 +383,13 @@ def advise(
     walk: Walk,
     cluster_zones: Sequence[str] = ("cluster.local.",),
     autopath: bool | None = None,
+    later: str | None = None,
 ) -> list[Advice]:
-    """Only the advice that applies to this walk. `autopath`: None when unknown (live mode)."""
+    """Only the advice that applies to this walk. `autopath`: None when unknown (live mode).
+
+    `later`: for a walk that stopped before its last candidate, the first candidate it did not
+    try that has an address ("" when none has one, None when they were not asked).
+    """
     out: list[Advice] = []
     result = walk.result
     zones = [_absolute(z.lower()) for z in cluster_zones]
@@ -411,16 +416,19 @@ def advise(
         and not stop_cand.as_is
         and walk.plan[-1].as_is
         and walk.plan[-1] != stop_cand
+        and later != ""  # the names musl skipped have no address either: nothing is hidden
     ):
         bad = [q.answer.rcode_text for q in walk.queries if q.step == len(steps)]
         why = "NODATA" if result.status == "nodata" else "/".join(bad)
+        real = later or walk.plan[-1].name
         out.append(
             Advice(
                 "musl-stop",
                 f"musl stopped at {stop_cand.name} ({why}) and never tried {walk.plan[-1].name}: "
                 "musl ends the walk at the first reply that is not NXDOMAIN, so a record (or a "
-                "wildcard) in a search domain hides the real name. Look the name up with a "
-                f"trailing dot: {walk.plan[-1].name}",
+                "wildcard) in a search domain hides the real name"
+                + (f" ({real} has an address)" if later else "")
+                + f". Look the name up with a trailing dot: {real}",
             )
         )
     servfail = any(q.answer.rcode == SERVFAIL for q in walk.queries)
@@ -464,7 +472,9 @@ def advise(
         and typed.count(".") >= 1
     )
     dots = typed.count(".")
-    if external and dots < walk.conf.ndots and dots >= 1:
+    # A name that exists nowhere gains nothing from ndots: glibc still walks the whole search
+    # list after trying it as typed; the name itself is the problem.
+    if external and result.status != "nxdomain" and dots < walk.conf.ndots and dots >= 1:
         value = max(dots, 1)
         caveat = ""
         if value < 2:

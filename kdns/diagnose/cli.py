@@ -107,10 +107,20 @@ def run(args: argparse.Namespace) -> int:
         assert offline is not None
         while (cand := walk.next_step()) is not None:
             walk.record([offline.ask(cand.name, t) for t in qtypes])
+    later: str | None = None
+    stopped = walk.result.status if walk.result is not None else None
+    if walk.resolver == search.MUSL and walk.remaining and stopped in ("nodata", "error"):
+        # Would a name musl skipped have answered? Ask them as glibc would go on.
+        if live is not None:
+            later = asyncio.run(_first_address_live(walk, live))
+        else:
+            assert offline is not None
+            later = _first_address(walk, offline)
     advice = search.advise(
         walk,
         cluster_zones=zones or (zone,),
         autopath=offline.autopath if offline is not None else None,
+        later=later,
     )
     source = f"DNS server {args.server}" if live else f"{args.conf} (offline)"
     if args.json:
@@ -163,3 +173,23 @@ async def _walk_live(walk: Walk, live: Live) -> None:
     while (cand := walk.next_step()) is not None:
         answers, took = await live.ask_step(cand.name, walk.qtypes)
         walk.record(answers, took)
+
+
+def _first_address(walk: Walk, offline: Offline) -> str | None:
+    for cand in walk.remaining:
+        answers = [offline.ask(cand.name, t) for t in walk.qtypes]
+        if any(a.unknown for a in answers):
+            return None
+        if any(a.addresses(t) for t, a in zip(walk.qtypes, answers, strict=True)):
+            return cand.name
+    return ""
+
+
+async def _first_address_live(walk: Walk, live: Live) -> str | None:
+    for cand in walk.remaining:
+        answers, _ = await live.ask_step(cand.name, walk.qtypes)
+        if any(a.addresses(t) for t, a in zip(walk.qtypes, answers, strict=True)):
+            return cand.name
+        if any(a.rcode is None for a in answers):
+            return None  # no reply: unknown
+    return ""

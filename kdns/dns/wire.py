@@ -355,8 +355,11 @@ def encode(request: Request, reply: Reply) -> bytes:
     return encode_spans(request, reply, None)
 
 
-def encode_spans(request: Request, reply: Reply, spans: list[tuple[int, int, int]] | None) -> bytes:
-    """`encode`, also appending (start, end, rtype) of each answer record kept to `spans`."""
+Span = tuple[int, int, int, int, int]  # (start, end, rtype, offset of the TTL, section)
+
+
+def encode_spans(request: Request, reply: Reply, spans: list[Span] | None) -> bytes:
+    """`encode`, also appending a Span for each record kept (sections 0-2; not the OPT)."""
     flags = FLAG_QR | (request.flags & (0x7800 | FLAG_RD | FLAG_CD)) | (reply.rcode & 0xF)
     if reply.aa:
         flags |= FLAG_AA
@@ -383,8 +386,8 @@ def encode_spans(request: Request, reply: Reply, spans: list[tuple[int, int, int
             mark = len(buf)
             saved = dict(writer.offsets) if len(buf) + 255 + len(rr.rdata) > limit else None
             writer.rr(rr)
-            if spans is not None and idx == 0 and len(buf) <= limit:
-                spans.append((mark, len(buf), rr.rtype))
+            if spans is not None and len(buf) <= limit:
+                spans.append((mark, len(buf), rr.rtype, len(buf) - len(rr.rdata) - 6, idx))
             if len(buf) > limit:
                 del buf[mark:]
                 if saved is not None:

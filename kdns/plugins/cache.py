@@ -320,7 +320,10 @@ class CachePlugin:
             return
         left = entry.ttl - age
         note.allow()
-        note.bound(time.monotonic() + (left if self.config.keepttl else min(left, 1 - age % 1)))
+        now = time.monotonic()
+        note.bound(now + left)
+        if not self.config.keepttl:
+            note.count_down(now - age, int(age))  # the fast path re-stamps TTLs each second
         requests = self.m.requests
 
         def counted() -> None:

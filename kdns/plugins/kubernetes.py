@@ -92,7 +92,7 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         elif name == "namespaces":
             if not args:
                 raise sub.error("namespaces needs at least one namespace")
-            opts["namespaces"] = frozenset(t.text for t in args)
+            opts["namespaces"] = frozenset(t.text.lower() for t in args)  # names compare lower-case
         elif name in ("namespace_labels", "labels"):
             if not args:
                 raise sub.error(f"{name} needs a label selector, e.g. {name} app=dns")
@@ -136,6 +136,9 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         else:
             raise parsing.unknown_property("kubernetes", sub, PROPERTIES)
         parsing.no_block(sub)
+    if opts.get("namespaces") and opts.get("namespace_labels") is not None:
+        # CoreDNS setup.go refuses the pair: one filter says which namespaces exist.
+        raise d.error("kubernetes: namespaces and namespace_labels cannot both be set")
     if opts.get("pods") is None:
         opts["pods"] = "disabled"
     if cfg.get("snapshot") and (cfg.get("endpoint") or cfg.get("kubeconfig")):

@@ -21,6 +21,7 @@ from kdns.dns.message import NOERROR, NXDOMAIN, Reply, Request, rcode_name
 from kdns.dns.records import NS, SOA, type_name
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.server import memo
 
 log = logging.getLogger("kdns.query")
 
@@ -180,6 +181,7 @@ class LogPlugin:
         for rule, render in self.rules:
             if rule.scope != "." and not names.is_subdomain(request.name, rule.scope):
                 continue
+            memo.deny()  # each query of a logged name gets its line: no replay from bytes
             start = time.perf_counter()
             reply = await call_next(request)
             seconds = time.perf_counter() - start

@@ -144,21 +144,23 @@ class Listener:
             return None
         return await dispatcher.serve(data, proto, client, port)
 
-    def _fast(self, data: bytes) -> bytes | None:
-        dispatcher = self._resolve(self.key)
-        return dispatcher.fast_answer(data) if dispatcher is not None else None
+    def use(self, dispatcher: Dispatcher | None) -> None:
+        """Point the UDP drain loop straight at this dispatcher's fast path (no lookups per
+        query); called whenever a new Instance goes live."""
+        if self.udp is not None:
+            self.udp.fast = dispatcher.fastpath.answer if dispatcher is not None else None
 
     async def open(self) -> None:
         host, port = self.key
         if host == "":
             host = "::" if socket.has_ipv6 else "0.0.0.0"
             try:
-                self.udp = udp.listen(host, port, self._serve, self._fast)
+                self.udp = udp.listen(host, port, self._serve)
             except OSError:
                 host = "0.0.0.0"
-                self.udp = udp.listen(host, port, self._serve, self._fast)
+                self.udp = udp.listen(host, port, self._serve)
         else:
-            self.udp = udp.listen(host, port, self._serve, self._fast)
+            self.udp = udp.listen(host, port, self._serve)
         try:
             await self.tcp.start(None if self.key[0] == "" else host, port)
         except BaseException:
@@ -231,6 +233,8 @@ class App:
             old = self.instance
             self.instance = inst
             self.config = config
+            for key, listener in self.listeners.items():
+                listener.use(inst.dispatchers.get(key))
             self.ops.live(inst)
             inst.live()
             for hook in self.on_instance:

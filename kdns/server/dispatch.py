@@ -64,20 +64,17 @@ class Dispatcher:
         self.observers: list[Observer] = []
         self.on_panic: list[Callable[[], None]] = []
         self.on_drop: list[Callable[[str], None]] = []
-        self.on_fast_hit: list[Callable[[Entry], None]] = []
         self.fastpath = FastPath()
         self._error_budget = TokenBucket(ERROR_REPLIES_PER_SECOND)
         self._logged: set[str] = set()
 
     def fast_answer(self, data: bytes) -> bytes | None:
         """A reply from bytes for a query answered before, or None (take the full path)."""
-        found = self.fastpath.lookup(data)
-        if found is None:
-            return None
-        out, entry = found
-        for cb in self.on_fast_hit:
-            cb(entry)
-        return out
+        return self.fastpath.answer(data)
+
+    @property
+    def on_first_fast_hit(self) -> list[Callable[[Entry], Callable[[], None] | None]]:
+        return self.fastpath.on_first_hit
 
     def route(self, name: str) -> tuple[str, Route] | None:
         zone = names.longest_zone(name, self._zones)
@@ -132,7 +129,7 @@ class Dispatcher:
             reply, zone = await self._handle(decoded)
         finally:
             memo.current.reset(token)
-        spans: list[tuple[int, int, int]] = []
+        spans: list[wire.Span] = []
         try:
             out = wire.encode_spans(decoded, reply, spans)
         except (ValueError, OverflowError) as exc:

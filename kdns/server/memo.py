@@ -2,11 +2,11 @@
 
 While a query runs through the chain, plugins annotate the current `Memo` (a context variable the
 dispatcher sets): the plugin that produced the answer `allow()`s it with a validity check (the
-kubernetes plugin: "while my index snapshot is this one"), the cache bounds it in time and asks
-to be told of each fast hit (so its hit counters stay right), loadbalance asks for shuffling,
-and anything whose answer depends on more than the question bytes (the client's address, an
-upstream without a cache, per-query logging) calls `deny()`. Nothing is memoised unless some
-plugin allowed it and none denied it.
+kubernetes plugin: "while my index generation is this one"), the cache bounds it in time, asks
+for its TTLs to count down, and asks to be told of each fast hit (so its hit counters stay
+right), loadbalance asks for shuffling, and anything whose answer depends on more than the
+question bytes (the client's address, an upstream without a cache, prefetching) calls `deny()`.
+Nothing is memoised unless some plugin allowed it and none denied it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class Memo:
     checks: list[Callable[[], bool]] = field(default_factory=list)
     on_hit: list[Callable[[], None]] = field(default_factory=list)
     shuffle: bool = False
+    # (monotonic time at which the reply's records had age 0, age in whole seconds already
+    # subtracted from the TTLs of the encoded reply): TTLs then count down on every hit.
+    countdown: tuple[float, int] | None = None
 
     def allow(self, check: Callable[[], bool] | None = None) -> None:
         self.allowed = True
@@ -35,6 +38,9 @@ class Memo:
 
     def bound(self, deadline: float) -> None:
         self.until = min(self.until, deadline)
+
+    def count_down(self, born: float, age: int) -> None:
+        self.countdown = (born, age)
 
     @property
     def usable(self) -> bool:

@@ -15,10 +15,12 @@ import hashlib
 import logging
 import platform
 import random
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import PlatformCollector, ProcessCollector
 from prometheus_client.aiohttp import make_aiohttp_handler
@@ -39,11 +41,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("kdns")
 
 
+# CoreDNS health: a self-check each second, with plugin.SlimTimeBuckets.
+HEALTH_CHECK_INTERVAL = 1.0
+HEALTH_CHECK_TIMEOUT = 1.0
+HEALTH_BUCKETS = (0.00025, 0.0025, 0.025, 0.25, 2.5)
+
+
 def _entries(config: Config, name: str) -> list[Any]:
     return [e.config for b in config.blocks for e in b.all(name)]
-
-
-_SKIP = object()  # a fast-path entry of a block that does not count queries
 
 
 def lameduck_of(config: Config) -> float:
@@ -107,6 +112,18 @@ class Operations:
             "generated.",
             ("hash", "value"),
         )
+        self.health_duration = metrics.histogram(
+            registry,
+            "coredns_health_request_duration_seconds",
+            "Histogram of the time (in seconds) each request took.",
+            buckets=HEALTH_BUCKETS,
+        )
+        self.health_failures = metrics.counter(
+            registry,
+            "coredns_health_request_failures_total",
+            "The number of times the health check failed.",
+        )
+        self._health_task: asyncio.Task[None] | None = None
         self._metrics_handler = make_aiohttp_handler(registry)
         self._version: str | None = None
         self._last_seen: str | None = None
@@ -151,22 +168,17 @@ class Operations:
                 _enabled: set[str] = enabled,
                 _servers: dict[str, str] = servers,
                 _default: str = default,
-            ) -> None:
-                handle = entry.stat
-                if type(handle) is FastHandle:
-                    handle.hit()
-                elif handle is not _SKIP:
-                    # First hit: `stat` is what the full path saw; resolve its counters once.
-                    seen: tuple[Request, Reply, str] = handle  # type: ignore[assignment]
-                    request, reply, zone = seen
-                    if zone not in _enabled:
-                        entry.stat = _SKIP
-                        return
-                    server = _servers.get(zone, _default)
-                    entry.stat = handle = FastHandle(rec, server, request, reply, zone, entry.size)
-                    handle.hit()
+            ) -> Callable[[], None] | None:
+                # An entry's first hit: `stat` is what the full path saw; resolve the counters
+                # its hits bump once, and hand back what each hit calls.
+                seen: tuple[Request, Reply, str] = entry.stat  # type: ignore[assignment]
+                request, reply, zone = seen
+                if zone not in _enabled:
+                    return None
+                server = _servers.get(zone, _default)
+                return FastHandle(rec, server, request, reply, zone, entry.size).hit
 
-            dispatcher.on_fast_hit.append(fast_hit)
+            dispatcher.on_first_fast_hit.append(fast_hit)
 
     # -- HTTP endpoints -----------------------------------------------------------------------
 
@@ -225,6 +237,10 @@ class Operations:
             self.reload_info.labels("sha512", digest).set(1)
             self._version = digest
         self._last_seen = digest
+        if _entries(inst.config, "health") and (
+            self._health_task is None or self._health_task.done()
+        ):
+            self._health_task = asyncio.create_task(self._self_check(), name="health-check")
         if _entries(inst.config, "reload") and (
             self._reload_task is None or self._reload_task.done()
         ):
@@ -275,8 +291,35 @@ class Operations:
         return False
 
     async def close(self) -> None:
-        if self._reload_task is not None and self._reload_task is not asyncio.current_task():
-            self._reload_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reload_task
+        for task in (self._reload_task, self._health_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.http.close()
+
+    async def _self_check(self) -> None:
+        """CoreDNS's health plugin asks its own /health once a second and exports how long that
+        took and how often it failed: a stalled event loop shows up there before it shows up as
+        failed liveness probes."""
+        timeout = aiohttp.ClientTimeout(total=HEALTH_CHECK_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while not self.app.stopping.is_set():
+                settings = _entries(self.app.config, "health")
+                if not settings:
+                    return
+                host, port = settings[0].address
+                url = f"http://{host or '127.0.0.1'}:{port}/health"
+                if ":" in (host or ""):
+                    url = f"http://[{host}]:{port}/health"
+                start = time.perf_counter()
+                try:
+                    async with session.get(url) as resp:
+                        await resp.read()
+                        ok = resp.status == 200
+                except (aiohttp.ClientError, TimeoutError):
+                    ok = False
+                self.health_duration.observe(time.perf_counter() - start)
+                if not ok:
+                    self.health_failures.inc()
+                await asyncio.sleep(HEALTH_CHECK_INTERVAL)

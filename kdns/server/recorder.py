@@ -70,31 +70,28 @@ class FastHandle:
     __slots__ = (
         "do",
         "dur",
-        "key",
-        "rec",
         "req",
         "req_at",
-        "req_size",
+        "req_cell",
         "resp",
         "resp_at",
-        "resp_size",
-        "rkey",
+        "resp_cell",
         "size_req",
         "size_resp",
-        "sz",
     )
 
     def __init__(
         self, rec: QueryRecorder, server: str, request: Request, reply: Reply, zone: str, size: int
     ) -> None:
-        self.rec = rec
         family = "2" if ":" in request.client else "1"
-        self.key = (server, zone, request.proto, family, TYPE_LABEL.get(request.qtype, "other"))
-        self.sz = (server, zone)
-        self.do = request.edns is not None and request.edns.do
-        self.rkey = (server, zone, rcode_name(reply.rcode), reply.plugin)
+        key = (server, zone, request.proto, family, TYPE_LABEL.get(request.qtype, "other"))
+        self.req_cell = rec.requests.setdefault(key, [0])
+        sz = (server, zone)
+        self.do = rec.do_requests.setdefault(sz, [0]) if request.do else None
+        rkey = (server, zone, rcode_name(reply.rcode), reply.plugin)
+        self.resp_cell = rec.responses.setdefault(rkey, [0])
         pkey = (server, zone, request.proto)
-        self.dur = rec.duration.setdefault(self.sz, _Histogram(len(TIME_BUCKETS)))
+        self.dur = rec.duration.setdefault(sz, _Histogram(len(TIME_BUCKETS)))
         self.req = rec.req_size.setdefault(pkey, _Histogram(len(SIZE_BUCKETS)))
         self.resp = rec.resp_size.setdefault(pkey, _Histogram(len(SIZE_BUCKETS)))
         self.size_req = request.size
@@ -103,26 +100,28 @@ class FastHandle:
         self.resp_at = bisect_left(SIZE_BUCKETS, size)
 
     def hit(self) -> None:
-        rec = self.rec
-        rec.requests[self.key] = rec.requests.get(self.key, 0) + 1
-        rec.responses[self.rkey] = rec.responses.get(self.rkey, 0) + 1
-        if self.do:
-            rec.do_requests[self.sz] = rec.do_requests.get(self.sz, 0) + 1
+        self.req_cell[0] += 1
+        self.resp_cell[0] += 1
+        if self.do is not None:
+            self.do[0] += 1
         # A fast-path reply is a few dictionary reads: it lands in the first duration bucket.
         self.dur.counts[0] += 1
-        self.req.counts[self.req_at] += 1
-        self.req.sum += self.size_req
-        self.resp.counts[self.resp_at] += 1
-        self.resp.sum += self.size_resp
+        req = self.req
+        req.counts[self.req_at] += 1
+        req.sum += self.size_req
+        resp = self.resp
+        resp.counts[self.resp_at] += 1
+        resp.sum += self.size_resp
 
 
 class QueryRecorder(Collector):
     """The core `coredns_dns_*` series and `coredns_panics_total`."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, str, str, str], int] = {}
-        self.do_requests: dict[tuple[str, str], int] = {}
-        self.responses: dict[tuple[str, str, str, str], int] = {}
+        # Counts live in one-element lists so a fast-path handle can bump them directly.
+        self.requests: dict[tuple[str, str, str, str, str], list[int]] = {}
+        self.do_requests: dict[tuple[str, str], list[int]] = {}
+        self.responses: dict[tuple[str, str, str, str], list[int]] = {}
         self.duration: dict[tuple[str, str], _Histogram] = {}
         self.req_size: dict[tuple[str, str, str], _Histogram] = {}
         self.resp_size: dict[tuple[str, str, str], _Histogram] = {}
@@ -139,13 +138,18 @@ class QueryRecorder(Collector):
         proto = request.proto
         family = "2" if ":" in request.client else "1"
         key = (server, zone, proto, family, TYPE_LABEL.get(request.qtype, "other"))
-        req = self.requests
-        req[key] = req.get(key, 0) + 1
+        cell = self.requests.get(key)
+        if cell is None:
+            cell = self.requests[key] = [0]
+        cell[0] += 1
         sz = (server, zone)
         if request.edns is not None and request.edns.do:
-            self.do_requests[sz] = self.do_requests.get(sz, 0) + 1
+            self.do_requests.setdefault(sz, [0])[0] += 1
         rkey = (server, zone, rcode_name(reply.rcode), reply.plugin)
-        self.responses[rkey] = self.responses.get(rkey, 0) + 1
+        cell = self.responses.get(rkey)
+        if cell is None:
+            cell = self.responses[rkey] = [0]
+        cell[0] += 1
 
         h = self.duration.get(sz)
         if h is None:
@@ -177,7 +181,7 @@ class QueryRecorder(Collector):
             labels=("server", "zone", "view", "proto", "family", "type"),
         )
         for (server, zone, proto, family, qtype), n in list(self.requests.items()):
-            c.add_metric([server, zone, "", proto, family, qtype], n)
+            c.add_metric([server, zone, "", proto, family, qtype], n[0])
         yield c
         c = CounterMetricFamily(
             "coredns_dns_do_requests_total",
@@ -185,7 +189,7 @@ class QueryRecorder(Collector):
             labels=("server", "zone", "view"),
         )
         for (server, zone), n in list(self.do_requests.items()):
-            c.add_metric([server, zone, ""], n)
+            c.add_metric([server, zone, ""], n[0])
         yield c
         c = CounterMetricFamily(
             "coredns_dns_responses_total",
@@ -193,7 +197,7 @@ class QueryRecorder(Collector):
             labels=("server", "zone", "view", "rcode", "plugin"),
         )
         for (server, zone, rcode, plugin), n in list(self.responses.items()):
-            c.add_metric([server, zone, "", rcode, plugin], n)
+            c.add_metric([server, zone, "", rcode, plugin], n[0])
         yield c
         yield self._histogram(
             "coredns_dns_request_duration_seconds",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import dns.flags
 import dns.message
 import dns.rcode
+import pytest
 
 from tests.support.client import ask, rrs
 from tests.support.server import running_kdns
@@ -99,3 +101,15 @@ async def test_truncated_replies_stay_truncated(tmp_path: Path) -> None:
             full = await ask(srv.port, "big.default.svc.cluster.local.", tcp=True)
             assert not full.flags & dns.flags.TC and len(rrs(full)) == 60
             assert isinstance(full, dns.message.Message)
+
+
+async def test_logged_names_are_logged_every_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    corefile = COREFILE.replace("    bind 127.0.0.1\n", "    bind 127.0.0.1\n    log\n")
+    caplog.set_level(logging.INFO, logger="kdns.query")
+    async with running_kdns(corefile, _copy(tmp_path)) as srv:
+        for _ in range(3):
+            await ask(srv.port, "db.shop.svc.cluster.local.", "A")
+        lines = [r.getMessage() for r in caplog.records if r.name == "kdns.query"]
+        assert len([m for m in lines if '"A IN db.shop.svc.cluster.local. udp' in m]) == 3

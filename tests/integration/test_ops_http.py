@@ -196,3 +196,19 @@ def test_directive_errors_point_at_the_line(line: str, message: str) -> None:
         from_text(f". {{\n{line}\n}}\n", "Corefile")
     assert message in str(err.value)
     assert str(err.value).startswith(("Corefile:2:", "Corefile:3:"))  # the offending line
+
+
+async def test_health_checks_itself_and_exports_it(tmp_path: Path) -> None:
+    (tmp_path / "snap.yaml").write_text(SNAPSHOT)
+    p = ports()
+    async with running_kdns(corefile(p), tmp_path):
+
+        async def checked() -> bool:
+            count = series(
+                await scrape(p["metrics"]), "coredns_health_request_duration_seconds_count"
+            )
+            return bool(count) and next(iter(count.values())) >= 1
+
+        await eventually(checked)
+        samples = await scrape(p["metrics"])
+        assert series(samples, "coredns_health_request_failures_total") == {(): 0.0}

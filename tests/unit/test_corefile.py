@@ -135,6 +135,11 @@ def test_syntax_errors_name_the_line(text: str, line: int, message: str) -> None
         ("  kubernetes {\n    multicluster clusterset.local\n  }\n", 3, "not supported yet"),
         ("  kubernetes {\n    labels a in (\n  }\n", 3, "invalid labels"),
         ("  kubernetes\n  kubernetes\n", 3, "can only be used once per server block"),
+        (
+            "  kubernetes {\n    namespaces a\n    namespace_labels t=a\n  }\n",
+            2,
+            "namespaces and namespace_labels cannot both be set",
+        ),
         ("  bind eth0\n", 2, "interface"),
         ("  bind 300.1.1.1\n", 2, "invalid IP address"),
         ("  errors {\n    consolidate 5 x\n  }\n", 3, "needs a unit"),

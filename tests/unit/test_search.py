@@ -197,6 +197,22 @@ def test_musl_stops_at_a_wildcard_in_a_node_search_domain_glibc_does_not() -> No
     assert len(musl.steps) == 4
     kinds = [a.kind for a in search.advise(musl)]
     assert "musl-stop" in kinds
+    # Told which skipped name answers, the advice names it.
+    stop = next(a for a in search.advise(musl, later="api.example.com.") if a.kind == "musl-stop")
+    assert stop.text.endswith(
+        "(api.example.com. has an address). Look the name up with a trailing dot: api.example.com."
+    )
+
+
+def test_no_musl_stop_advice_when_the_skipped_names_have_no_address() -> None:
+    # svc6 exists with only an AAAA record: musl's AF_INET lookup stops at its NODATA. The names
+    # it skipped (svc6.svc.cluster.local. ... svc6.) do not exist, so a trailing dot on any of
+    # them would not help: seen with real musl in a network namespace.
+    conf = search.pod_resolv_conf("testns")
+    walk = run(Walk(conf, "svc6", MUSL, (rr.A,)), real_server(MUSL))
+    assert walk.result is not None and walk.result.status == "nodata"
+    assert "musl-stop" not in {a.kind for a in search.advise(walk, later="")}
+    assert "musl-stop" in {a.kind for a in search.advise(walk, later=None)}
 
 
 def test_glibc_leaves_the_search_list_on_refused_but_still_tries_the_name() -> None:
@@ -283,6 +299,16 @@ def test_advice_for_a_cluster_name_and_for_no_waste() -> None:
     assert [a.kind for a in search.advise(walk)] == ["ok"]
     walk = run(Walk(conf, "www.example.test.", GLIBC), real_server(GLIBC))
     assert [a.kind for a in search.advise(walk)] == ["ok"]
+
+
+def test_no_ndots_advice_for_a_name_that_exists_nowhere() -> None:
+    # With ndots:1 glibc tries kubernetes.default. first and then the whole search list all the
+    # same (4 steps either way): the advice would save nothing; the name is what is wrong.
+    conf = search.pod_resolv_conf("testns")
+    for resolver in (GLIBC, MUSL):
+        walk = run(Walk(conf, "kubernetes.default", resolver), real_server(resolver))
+        assert walk.result is not None and walk.result.status == "nxdomain"
+        assert "ndots" not in {a.kind for a in search.advise(walk)}
 
 
 def test_advice_for_musl_truncation() -> None:
