@@ -78,7 +78,7 @@ def parse_key(tok: Token, default_port: int) -> Address:
         raise tok.error("an IPv6 literal is not a zone; use bind to choose listen addresses")
     if ":" in text:
         host, _, port_text = text.rpartition(":")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise tok.error(f"invalid port {port_text!r} in server key {tok.text!r}")
         port = int(port_text)
     host = host or "."
@@ -138,8 +138,4 @@ def from_text(text: str, path: str = "Corefile") -> Config:
 
 def load(path: str | Path) -> Config:
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise CorefileError(str(p), 0, f"cannot read Corefile: {exc.strerror}") from exc
-    return from_text(text, str(p))
+    return from_text(corefile.read(p), str(p))

@@ -186,9 +186,11 @@ class _Parser:
         out: list[Token] = []
         for path in matches:
             try:
-                text = Path(path).read_text()
+                text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
                 raise target.error(f"import: cannot read {path}: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise target.error(f"import: cannot read {path}: not UTF-8 ({exc.reason})") from exc
             sub = _Parser(tokenize(text, path), path, self.snippets, self.depth + 1)
             sub.expand_imports()
             out.extend(sub.toks)
@@ -244,9 +246,9 @@ class _Parser:
                     break
                 keys.extend(_split_keys(self.take()))
             if not keys:
-                tok = self.peek()
-                assert tok is not None
-                raise tok.error("server block has no address (expected e.g. '.:53 {')")
+                # Also when the keys were only commas or empty environment substitutions.
+                where = self.peek() or first
+                raise where.error("server block has no address (expected e.g. '.:53 {')")
             tok = self.peek()
             if tok is not None and tok.text == "{" and not tok.quoted:
                 self.take()
@@ -323,8 +325,14 @@ def parse(text: str, file: str = "Corefile") -> list[ServerBlock]:
 
 def load(path: str | os.PathLike[str]) -> list[ServerBlock]:
     p = Path(path)
+    return parse(read(p), str(p))
+
+
+def read(p: Path) -> str:
+    """The text of a Corefile; a CorefileError when it cannot be read or is not UTF-8."""
     try:
-        text = p.read_text()
+        return p.read_text(encoding="utf-8")
     except OSError as exc:
         raise CorefileError(str(p), 0, f"cannot read Corefile: {exc.strerror}") from exc
-    return parse(text, str(p))
+    except UnicodeDecodeError as exc:
+        raise CorefileError(str(p), 0, f"cannot read Corefile: not UTF-8 ({exc.reason})") from exc

@@ -62,7 +62,7 @@ def _absolute(name: str) -> str:
 
 
 def _clamped(value: str, where: str, high: int) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ResolvConfError(f"{where}: expected a number, got {value!r}")
     return min(int(value), high)
 

@@ -64,8 +64,9 @@ def label_to_wire(label: str) -> bytes:
         ch = label[i]
         if ch == "\\" and i + 1 < len(label):
             nxt = label[i + 1]
-            if nxt.isdigit() and i + 3 < len(label) + 0 and label[i + 1 : i + 4].isdigit():
-                out.append(int(label[i + 1 : i + 4]) & 0xFF)
+            digits = label[i + 1 : i + 4]
+            if len(digits) == 3 and digits.isascii() and digits.isdigit():
+                out.append(int(digits) & 0xFF)
                 i += 4
                 continue
             out += nxt.encode("latin-1")
@@ -104,7 +105,7 @@ def ptr_to_ip(name: str) -> str | None:
     labels = split(normalize(name))
     if labels[-2:] == ["in-addr", "arpa"] and len(labels) == 6:
         octets = labels[3::-1]
-        if all(o.isdigit() and int(o) < 256 and str(int(o)) == o for o in octets):
+        if all(o.isascii() and o.isdigit() and int(o) < 256 and str(int(o)) == o for o in octets):
             return ".".join(octets)
         return None
     if labels[-2:] == ["ip6", "arpa"] and len(labels) == 34:

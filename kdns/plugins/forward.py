@@ -98,6 +98,11 @@ class ForwardConfig:
     timeout: float = TIMEOUT
 
 
+def _digits(text: str) -> bool:
+    # str.isdigit() alone accepts '¹', which int() refuses.
+    return text.isascii() and text.isdigit()
+
+
 def _host_port(tok: Token, text: str) -> UpstreamAddr | None:
     """`IP`, `IP:PORT`, `[IPv6]:PORT` -> address; None if `text` is no address at all."""
     host, port = text, 53
@@ -107,12 +112,12 @@ def _host_port(tok: Token, text: str) -> UpstreamAddr | None:
             raise tok.error(f"invalid upstream address {tok.text!r}")
         host, rest = text[1:end], text[end + 1 :]
         if rest:
-            if not rest.startswith(":") or not rest[1:].isdigit():
+            if not rest.startswith(":") or not _digits(rest[1:]):
                 raise tok.error(f"invalid port in upstream {tok.text!r}")
             port = int(rest[1:])
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
-        if not port_text.isdigit():
+        if not _digits(port_text):
             raise tok.error(f"invalid port in upstream {tok.text!r}")
         port = int(port_text)
     try:

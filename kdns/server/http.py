@@ -32,7 +32,7 @@ def parse_address(tok: Token) -> HostPort:
         host = host[1:-1]
     elif ":" in host:
         raise tok.error(f"an IPv6 address needs brackets: [{host}]:{port_text}")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise tok.error(f"invalid port {port_text!r} in address {text!r}")
     return host, int(port_text)
 

@@ -329,3 +329,27 @@ def test_bad_cache_config_is_refused_with_location(text: str, message: str) -> N
     with pytest.raises(CorefileError) as err:
         parse_directive(text, "cache")
     assert message in str(err.value) and "Corefile:" in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["wrong_id", "wrong_question", "wrong_port", "spoof_first"])
+async def test_spoofed_replies_never_enter_the_cache(mode: str) -> None:
+    """Forgeries (wrong ID, wrong question, wrong source port) carry 6.6.6.6 for the asked name
+    and for evil.example.: neither may be answered now or later from the cache."""
+    async with stack(behaviour=Behaviour(mode=mode)) as s:
+        first = await s.ask("www.example.test.")
+        if mode == "spoof_first":  # the forgeries race the genuine reply, which wins
+            assert [rdata_text(r) for r in first.answer] == ["192.0.2.10"]
+        else:
+            assert first.rcode == SERVFAIL
+        # The upstream goes silent: from now on only the cache can answer.
+        s.up.behaviour = Behaviour(mode="drop")
+        s.clock.now += 10  # past the 5 s a SERVFAIL is cached, within the 30 s of a success
+        again = await s.ask("www.example.test.")
+        evil = await s.ask("evil.example.")
+        for reply in (first, again, evil):
+            assert "6.6.6.6" not in [rdata_text(r) for r in (*reply.answer, *reply.additional)]
+        assert evil.rcode == SERVFAIL
+        if mode == "spoof_first":
+            assert [rdata_text(r) for r in again.answer] == ["192.0.2.10"]  # the genuine one
+        else:
+            assert again.rcode == SERVFAIL

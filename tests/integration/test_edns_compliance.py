@@ -120,3 +120,24 @@ async def test_edns_over_tcp(srv: Running) -> None:
 async def test_unknown_type_gets_nodata_not_silence(srv: Running) -> None:
     msg = await send(srv, make_query(ZONE, 1234, rd=False))
     assert msg.rcode() == dns.rcode.NOERROR and not msg.answer and msg.authority
+
+
+async def test_zflag_is_cleared(srv: Running) -> None:
+    # genreport's "zflag": the reserved header bit Z set in the query; must not be echoed.
+    q = make_query(ZONE, "SOA", edns=None, rd=False)
+    q.flags |= 0x0040
+    msg = await send(srv, q)
+    assert soa_answer(msg) and not msg.flags & 0x0040
+
+
+async def test_aa_in_query_is_harmless(srv: Running) -> None:
+    # genreport's "aa": AA set in the query.
+    q = make_query(ZONE, "SOA", edns=None, rd=False)
+    q.flags |= dns.flags.AA
+    assert soa_answer(await send(srv, q))
+
+
+async def test_rd_in_query_is_harmless(srv: Running) -> None:
+    # genreport's "rd": RD set; an authoritative answer all the same.
+    msg = await send(srv, make_query(ZONE, "SOA", edns=None, rd=True))
+    assert soa_answer(msg) and msg.flags & dns.flags.RD

@@ -494,3 +494,48 @@ def test_fake_selectors_are_independent() -> None:
     assert fakeapi.label_match("a=b,c!=d,e in (x, y),!f", {"a": "b", "e": "y"})
     assert not fakeapi.label_match("a=b", {"a": "c"})
     assert fakeapi.field_match("status.phase!=Failed", {"status": {"phase": "Running"}})
+
+
+async def test_api_outage_during_endpoint_churn_keeps_answers_coherent(
+    api: FakeApiServer, tmp_path: Path
+) -> None:
+    """Endpoints change every few ms; the API server dies half-way and comes back. Every answer
+    is exactly one published state (never a mix, never empty), states never go backwards,
+    serving never stops, and after the outage the answers reach the last state."""
+    name = "churn.default.svc.cluster.local"
+    states = [frozenset({f"10.2.{k}.1", f"10.2.{k}.2"}) for k in range(60)]
+    api.apply(service("churn", cluster_ip=None))
+    api.apply(endpoint_slice("churn-a", "churn", sorted(states[0])))
+    async with running_kdns(corefile(api.url), tmp_path) as run:
+        await answers(run.port, name, set(states[0]))
+        seen: list[tuple[int, int, frozenset[str]]] = []  # (phase, rcode, addresses)
+        phase = 0  # 0 before the outage, 1 during, 2 after
+        done = asyncio.Event()
+
+        async def ask_all_the_time() -> None:
+            while not done.is_set():
+                rcode, got = await answer(run.port, name)
+                seen.append((phase, rcode, frozenset(got)))
+
+        asker = asyncio.create_task(ask_all_the_time())
+        try:
+            for k in range(1, len(states)):
+                api.apply(endpoint_slice("churn-a", "churn", sorted(states[k])))
+                if k == 20:
+                    await api.down()
+                    phase = 1
+                if k == 40:
+                    await api.up()
+                    phase = 2
+                await asyncio.sleep(0.02)  # the pace of the churn, not a wait for a result
+            await answers(run.port, name, set(states[-1]))
+        finally:
+            done.set()
+            await asyncio.wait_for(asker, 5)
+    index = {s: k for k, s in enumerate(states)}
+    assert all(rcode == dns.rcode.NOERROR for _, rcode, _ in seen), "serving stopped"
+    assert all(got in index for _, _, got in seen), "an answer was not a published state"
+    order = [index[got] for _, _, got in seen]
+    assert order == sorted(order), "answers went back to an older state"
+    assert sum(1 for p, _, _ in seen if p == 1) >= 10  # answered all through the outage
+    assert max(index[got] for p, _, got in seen if p == 1) <= 20

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kdns.dns import names, wire
 from kdns.dns import records as rr
-from kdns.dns import wire
 from kdns.dns.message import BADVERS, FORMERR, NOERROR, NOTIMP, Reply, Request
 from tests.support.client import make_query
 
@@ -185,3 +185,11 @@ def test_encode_roundtrip_and_size_limit(
     assert bool(msg.flags & dns.flags.TC) == (kept < len(ips))
     again = wire.decode_message(out)
     assert len(again.answer) == kept
+
+
+def test_reverse_name_with_non_ascii_digits_is_no_address() -> None:
+    # Byte 0xB9 reads as '¹' (latin-1): str.isdigit() says yes, int() says no. Found by
+    # bench/fuzz.py as a SERVFAIL panic on a PTR query.
+    assert names.ptr_to_ip("1.0.\xb96.10.in-addr.arpa.") is None
+    assert names.ptr_to_ip("1.0.96.10.in-addr.arpa.") == "10.96.0.1"
+    assert names.label_to_wire("a\\\xb9\xb2\xb3") == b"a\xb9\xb2\xb3"
