@@ -23,7 +23,7 @@ from kdns.dns.records import AAAA, MX, A
 from kdns.dns.wire import Span
 from kdns.server.memo import Memo
 
-MAX_ENTRIES = 50_000
+MAX_ENTRIES = 20_000  # the hot set of a cluster is a few thousand names; this bounds memory
 MAX_QUERY = 300  # longer queries (EDNS options, cookies) take the full path
 _SHUFFLED = (A, AAAA, MX)
 _TTL = struct.Struct("!I")
