@@ -361,7 +361,7 @@ class CachePlugin:
                 if prefetch:
                     self.m.prefetch.inc()
             except Exception:
-                log.exception("cache: refreshing %s failed", request.qname)
+                log.exception("cache: refreshing an entry failed")
             finally:
                 entry.refreshing = False
 

@@ -100,8 +100,9 @@ class Dispatcher:
             key = f"{type(exc).__name__}: {exc}"
             if key not in self._logged and len(self._logged) < 1000:
                 self._logged.add(key)
+                # No query name here: query data reaches logs only through `log` and `errors`.
                 log.exception(
-                    "unexpected error answering %s %d: %s", request.qname, request.qtype, key
+                    "unexpected error answering a query of type %d: %s", request.qtype, key
                 )
             for cb in self.on_panic:
                 cb()
@@ -133,7 +134,7 @@ class Dispatcher:
         try:
             out = wire.encode_spans(decoded, reply, spans)
         except (ValueError, OverflowError) as exc:
-            log.error("cannot encode reply for %s: %s", decoded.qname, exc)
+            log.error("cannot encode a reply: %s", exc)
             reply = Reply(rcode=SERVFAIL)
             out = wire.encode(decoded, reply)
             note.deny()
