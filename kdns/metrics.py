@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,6 +32,28 @@ SIZE_BUCKETS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 
 _families: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+# Objects that hold counts not yet added to the registry's series (the fast path counts hits in
+# batches); every collection flushes them first, so a scrape always reads exact values.
+_flushers: weakref.WeakKeyDictionary[CollectorRegistry, weakref.WeakSet[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def add_flusher(registry: CollectorRegistry, target: Flushable) -> None:
+    _flushers.setdefault(registry, weakref.WeakSet()).add(target)
+
+
+def flush(registry: CollectorRegistry | None) -> None:
+    if registry is None:
+        return
+    for target in list(_flushers.get(registry, ())):
+        target.flush()
 
 
 class Cell:
@@ -60,6 +82,7 @@ class Counter(Collector):
         self.name = name if name.endswith("_total") else name + "_total"
         self.documentation = documentation
         self.labelnames = labelnames
+        self.registry = registry
         self._cells: dict[tuple[str, ...], Cell] = {}
         if not labelnames:
             self._cells[()] = Cell()
@@ -84,6 +107,7 @@ class Counter(Collector):
         return [self._family()]
 
     def collect(self) -> list[Metric]:
+        flush(self.registry)
         fam = self._family()
         for key, cell in list(self._cells.items()):
             fam.add_metric(list(key), cell.value)

@@ -326,9 +326,9 @@ class CachePlugin:
             note.count_down(now - age, int(age))  # the fast path re-stamps TTLs each second
         requests = self.m.requests
 
-        def counted() -> None:
-            requests.inc()
-            hit.inc()
+        def counted(hits: int) -> None:
+            requests.inc(hits)
+            hit.inc(hits)
 
         note.on_hit.append(counted)
 

@@ -320,16 +320,24 @@ class KubernetesPlugin:
 
     def _still_valid(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> Callable[[], bool]:
         """When bytes of this answer may be served again. Compare version numbers, never hold
-        `index`: a memoised entry must not pin an old snapshot."""
-        generation = index.generation
+        `index`: a memoised entry must not pin an old snapshot. While no publish happened the
+        answer is valid outright; after one, it still is if none of its keys changed."""
+        seen = [index.generation]
         if deps is None or not index.synced:
-            return lambda: self.index.generation == generation
-        versions = index.versions
-        if len(deps) == 1:
-            key, seen = deps[0], versions.get(deps[0], 0)
-            return lambda: self.index.versions.get(key, 0) == seen
-        (k1, k2), (v1, v2) = deps[:2], (versions.get(deps[0], 0), versions.get(deps[1], 0))
-        return lambda: self.index.versions.get(k1, 0) == v1 and self.index.versions.get(k2, 0) == v2
+            return lambda: self.index.generation == seen[0]
+        before = tuple(index.versions.get(k, 0) for k in deps)
+
+        def check() -> bool:
+            current = self.index
+            if current.generation == seen[0]:
+                return True
+            versions = current.versions
+            if tuple(versions.get(k, 0) for k in deps) != before:
+                return False
+            seen[0] = current.generation  # unchanged by this publish: skip the lookup next time
+            return True
+
+        return check
 
     def _count_nxdomain(self, request: Request, index: ClusterIndex) -> None:
         """Count NXDOMAINs, and those that are a pod's search list burning queries."""

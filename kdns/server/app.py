@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from kdns import plugins
+from kdns import metrics, plugins
 from kdns.config import BlockConfig, Config
 from kdns.dns.message import Reply, Request
 from kdns.plugins.base import BuildContext, Plugin
@@ -74,6 +74,8 @@ class Instance:
             p.live()
 
     async def stop(self) -> None:
+        for dispatcher in self.dispatchers.values():
+            dispatcher.fastpath.flush()  # hits counted so far still reach the metrics
         for p in self.plugins_with("stop"):
             try:
                 await p.stop()
@@ -124,6 +126,7 @@ def build(
 
     for key, rs in routes.items():
         inst.dispatchers[key] = Dispatcher(rs)
+        metrics.add_flusher(registry, inst.dispatchers[key].fastpath)
     for target, key in lookups:
         target.append(inst.dispatchers[key])
     return inst

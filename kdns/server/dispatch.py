@@ -73,7 +73,7 @@ class Dispatcher:
         return self.fastpath.answer(data)
 
     @property
-    def on_first_fast_hit(self) -> list[Callable[[Entry], Callable[[], None] | None]]:
+    def on_first_fast_hit(self) -> list[Callable[[Entry], Callable[[int], None] | None]]:
         return self.fastpath.on_first_hit
 
     def route(self, name: str) -> tuple[str, Route] | None:

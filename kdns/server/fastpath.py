@@ -6,8 +6,9 @@ the OPT record). The next identical query is answered by splicing its ID in fron
 bytes, with no decoding, no plugins and no encoding: a few dictionary reads. Entries end when a
 plugin's validity check fails (a new index generation), at their deadline (a cache entry's end),
 or when the table is full. TTLs of cached answers count down: the stored bytes are re-stamped
-once a second. Replies whose address records loadbalance shuffles keep the byte span of those
-records and are shuffled on every hit.
+once a second. Replies whose address records loadbalance shuffles are kept once per rotation
+of those records, served in turn (round-robin). A hit only bumps a counter; plugins and the
+metrics recorder are told the counts in batches (`flush`), always before metrics are read.
 """
 
 from __future__ import annotations
@@ -25,23 +26,26 @@ from kdns.server.memo import Memo
 
 MAX_ENTRIES = 20_000  # the hot set of a cluster is a few thousand names; this bounds memory
 MAX_QUERY = 300  # longer queries (EDNS options, cookies) take the full path
+MAX_ROTATIONS = 16
+FLUSH_EVERY = 4096  # entries with unreported hits before counts are handed on anyway
 _SHUFFLED = (A, AAAA, MX)
 _TTL = struct.Struct("!I")
 
 
 @dataclass(slots=True)
 class Entry:
-    tail: bytes  # the reply without its first two bytes (the ID)
+    tails: tuple[bytes, ...]  # the reply without its ID; one per rotation of shuffled records
     until: float
     check: Callable[[], bool] | None
-    on_hit: tuple[Callable[[], None], ...]
-    stat: object  # the metrics recorder's handle for this reply's labels
+    on_hit: tuple[Callable[[int], None], ...]
+    stat: object  # what the full path saw, for the metrics recorder's first-hit resolution
     size: int
-    shuffle: tuple[int, int, int] | None  # (start in tail, record size, count)
     ttls: tuple[tuple[int, int], ...]  # (offset in tail, TTL as encoded) when counting down
     born: float  # monotonic time at which `applied` is 0 and the encoded TTLs are exact
-    applied: int = 0  # seconds already taken off the encoded TTLs in `tail`
-    fresh: bool = True  # not hit yet: the first hit resolves the per-hit callbacks
+    applied: int = 0  # seconds already taken off the encoded TTLs in `tails`
+    turn: int = 0  # the rotation served next
+    pending: int = 0  # hits not yet reported to `on_hit` (see FastPath.flush)
+    fresh: bool = True  # not flushed yet: the first flush resolves the recorder's callbacks
 
 
 def _all(checks: Sequence[Callable[[], bool]]) -> Callable[[], bool] | None:
@@ -61,9 +65,10 @@ class FastPath:
         self.max_entries = max_entries
         self.clock = clock
         self.hits = 0
-        # Called on an entry's first hit; what they return is called on that and every later
-        # hit (the metrics recorder resolves its counters once, not per query).
-        self.on_first_hit: list[Callable[[Entry], Callable[[], None] | None]] = []
+        # Called once per entry, at its first flush; what they return is told that entry's hit
+        # counts from then on (the metrics recorder resolves its counters once, not per query).
+        self.on_first_hit: list[Callable[[Entry], Callable[[int], None] | None]] = []
+        self._pending: list[Entry] = []
 
     def answer(self, data: bytes) -> bytes | None:
         """The reply for `data`, or None when the query must take the full path."""
@@ -73,23 +78,42 @@ class FastPath:
             return None
         now = self.clock()
         if entry.until <= now or (entry.check is not None and not entry.check()):
-            self.entries.pop(key, None)
+            del self.entries[key]
             return None
         if entry.ttls and int(now - entry.born) != entry.applied:
             _restamp(entry, int(now - entry.born))
-        if entry.fresh:
-            self._first_hit(entry)
-        for cb in entry.on_hit:
-            cb()
+        # Counting is deferred: a hit only bumps `pending`; flush() hands the counts on.
+        if not entry.pending:
+            if len(self._pending) >= FLUSH_EVERY:
+                self.flush()
+            self._pending.append(entry)
+        entry.pending += 1
         self.hits += 1
-        if entry.shuffle is None:
-            return data[:2] + entry.tail
-        start, size, count = entry.shuffle
-        tail = entry.tail
-        end = start + size * count
-        blocks = [tail[i : i + size] for i in range(start, end, size)]
-        random.shuffle(blocks)
-        return data[:2] + tail[:start] + b"".join(blocks) + tail[end:]
+        tails = entry.tails
+        if len(tails) == 1:
+            return data[:2] + tails[0]
+        turn = entry.turn
+        entry.turn = turn + 1 if turn + 1 < len(tails) else 0
+        return data[:2] + tails[turn]
+
+    def flush(self) -> None:
+        """Report the hits counted since the last flush. Metrics collection calls it before
+        reading counters, so scraped values are exact; it also runs every FLUSH_EVERY entries."""
+        pending, self._pending = self._pending, []
+        for entry in pending:
+            n = entry.pending
+            entry.pending = 0
+            if entry.fresh:
+                self._first_flush(entry)
+            for cb in entry.on_hit:
+                cb(n)
+
+    def _first_flush(self, entry: Entry) -> None:
+        entry.fresh = False
+        extra = [cb for cb in (r(entry) for r in self.on_first_hit) if cb is not None]
+        if extra:
+            entry.on_hit = (*entry.on_hit, *extra)
+        entry.stat = None  # the request and reply it held are not needed any more
 
     def store(
         self, query: bytes, reply: bytes, memo: Memo, spans: list[Span], stat: object
@@ -99,13 +123,15 @@ class FastPath:
         now = self.clock()
         if memo.until <= now:
             return
-        shuffle = None
+        tail = reply[2:]
+        tails: tuple[bytes, ...] = (tail,)
         if memo.shuffle:
             run = [s for s in spans if s[4] == 0 and s[2] in _SHUFFLED]
             if len(run) > 1:
-                shuffle = _shuffle_span(run)
-                if shuffle is None:
+                rotations = _rotations(reply, run)
+                if rotations is None:
                     return  # records loadbalance shuffles, in a shape we cannot splice
+                tails = rotations
         ttls: tuple[tuple[int, int], ...] = ()
         born = now
         if memo.countdown is not None:
@@ -116,40 +142,56 @@ class FastPath:
             for key in list(itertools.islice(self.entries, self.max_entries // 10 or 1)):
                 del self.entries[key]
         self.entries[query[2:]] = Entry(
-            reply[2:],
+            tails,
             memo.until,
             _all(memo.checks),
             tuple(memo.on_hit),
             stat,
             len(reply),
-            shuffle,
             ttls,
             born,
         )
-
-    def _first_hit(self, entry: Entry) -> None:
-        entry.fresh = False
-        extra = [cb for cb in (r(entry) for r in self.on_first_hit) if cb is not None]
-        if extra:
-            entry.on_hit = (*entry.on_hit, *extra)
 
     def clear(self) -> None:
         self.entries.clear()
 
 
 def _restamp(entry: Entry, applied: int) -> None:
-    """Take `applied` seconds off every TTL of the stored reply (never below zero)."""
-    tail = bytearray(entry.tail)
-    for off, ttl in entry.ttls:
-        _TTL.pack_into(tail, off, ttl - applied if ttl > applied else 0)
-    entry.tail = bytes(tail)
+    """Take `applied` seconds off every TTL of the stored replies (never below zero).
+
+    Rotations move records but not TTL positions, and rotated records share one TTL (they are
+    one RRset; `_rotations` checks it), so the same offsets serve every rotation."""
+    out = []
+    for tail in entry.tails:
+        buf = bytearray(tail)
+        for off, ttl in entry.ttls:
+            _TTL.pack_into(buf, off, ttl - applied if ttl > applied else 0)
+        out.append(bytes(buf))
+    entry.tails = tuple(out)
     entry.applied = applied
 
 
-def _shuffle_span(run: list[Span]) -> tuple[int, int, int] | None:
-    """(start in tail, size, count) when the records form one contiguous equal-size run."""
+def _rotations(reply: bytes, run: list[Span]) -> tuple[bytes, ...] | None:
+    """The reply (without its ID) once per rotation of a contiguous run of equal-size records
+    of one type and TTL, for round-robin order: each hit serves the next rotation."""
     size = run[0][1] - run[0][0]
+    ttl = reply[run[0][3] : run[0][3] + 4]
     for prev, cur in itertools.pairwise(run):
         if cur[0] != prev[1] or cur[1] - cur[0] != size or cur[2] != run[0][2]:
             return None
-    return (run[0][0] - 2, size, len(run))
+        if reply[cur[3] : cur[3] + 4] != ttl:
+            return None
+    start, end = run[0][0], run[-1][1]
+    blocks = [reply[i : i + size] for i in range(start, end, size)]
+    if len(blocks) > MAX_ROTATIONS:
+        # Large sets: a fixed sample of random orders instead of every rotation.
+        rng = random.Random(hash(reply))
+        orders = []
+        for _ in range(MAX_ROTATIONS):
+            shuffled = blocks[:]
+            rng.shuffle(shuffled)
+            orders.append(shuffled)
+    else:
+        orders = [blocks[k:] + blocks[:k] for k in range(len(blocks))]
+    head, rest = reply[2:start], reply[end:]
+    return tuple(head + b"".join(order) + rest for order in orders)

@@ -22,7 +22,8 @@ class Memo:
     denied: bool = False
     until: float = float("inf")  # time.monotonic() deadline
     checks: list[Callable[[], bool]] = field(default_factory=list)
-    on_hit: list[Callable[[], None]] = field(default_factory=list)
+    # Told how many times the bytes were served again (in batches: see FastPath.flush).
+    on_hit: list[Callable[[int], None]] = field(default_factory=list)
     shuffle: bool = False
     # (monotonic time at which the reply's records had age 0, age in whole seconds already
     # subtracted from the TTLs of the encoded reply): TTLs then count down on every hit.

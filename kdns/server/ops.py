@@ -86,7 +86,7 @@ class Operations:
     def __init__(self, app: App) -> None:
         self.app = app
         self.http = HttpEndpoints()
-        self.recorder = QueryRecorder()
+        self.recorder = QueryRecorder(app.registry)
         registry = app.registry
         registry.register(self.recorder)
         registry.register(_PluginEnabled(app))
@@ -168,7 +168,7 @@ class Operations:
                 _enabled: set[str] = enabled,
                 _servers: dict[str, str] = servers,
                 _default: str = default,
-            ) -> Callable[[], None] | None:
+            ) -> Callable[[int], None] | None:
                 # An entry's first hit: `stat` is what the full path saw; resolve the counters
                 # its hits bump once, and hand back what each hit calls.
                 seen: tuple[Request, Reply, str] = entry.stat  # type: ignore[assignment]

@@ -15,8 +15,9 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
+from kdns import metrics
 from kdns.dns.message import Reply, Request, rcode_name
 from kdns.dns.records import TYPE_NAMES
 from kdns.metrics import SIZE_BUCKETS, TIME_BUCKETS
@@ -99,25 +100,26 @@ class FastHandle:
         self.req_at = bisect_left(SIZE_BUCKETS, request.size)
         self.resp_at = bisect_left(SIZE_BUCKETS, size)
 
-    def hit(self) -> None:
-        self.req_cell[0] += 1
-        self.resp_cell[0] += 1
+    def hit(self, n: int = 1) -> None:
+        self.req_cell[0] += n
+        self.resp_cell[0] += n
         if self.do is not None:
-            self.do[0] += 1
+            self.do[0] += n
         # A fast-path reply is a few dictionary reads: it lands in the first duration bucket.
-        self.dur.counts[0] += 1
+        self.dur.counts[0] += n
         req = self.req
-        req.counts[self.req_at] += 1
-        req.sum += self.size_req
+        req.counts[self.req_at] += n
+        req.sum += self.size_req * n
         resp = self.resp
-        resp.counts[self.resp_at] += 1
-        resp.sum += self.size_resp
+        resp.counts[self.resp_at] += n
+        resp.sum += self.size_resp * n
 
 
 class QueryRecorder(Collector):
     """The core `coredns_dns_*` series and `coredns_panics_total`."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry  # flushed before each collection (fast-path hits in batches)
         # Counts live in one-element lists so a fast-path handle can bump them directly.
         self.requests: dict[tuple[str, str, str, str, str], list[int]] = {}
         self.do_requests: dict[tuple[str, str], list[int]] = {}
@@ -175,6 +177,7 @@ class QueryRecorder(Collector):
         return []  # unchecked collector: names are known not to clash with the plugin families
 
     def collect(self) -> Iterator[Metric]:
+        metrics.flush(self.registry)
         c = CounterMetricFamily(
             "coredns_dns_requests_total",
             "Counter of DNS requests made per zone, protocol and family.",
