@@ -270,13 +270,22 @@ class StaticSource:
         self.publish = publish
         self.poll_interval = poll_interval
         self._digest = ""
+        self._stat: tuple[int, int, int, int] | None = None
         self.last_error: str = ""
 
     def load_once(self) -> bool:
         """Load the file if it changed. Returns True when a new snapshot was published."""
         try:
+            st = self.path.stat()
+            # Reading and hashing a large file every second would stall queries for
+            # milliseconds: look at the content only when its stat changed.
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if stamp == self._stat:
+                return False
             raw = self.path.read_bytes()
+            self._stat = stamp
         except OSError as exc:
+            self._stat = None
             self._fail(f"{self.path}:0: cannot read snapshot: {exc.strerror}")
             return False
         digest = hashlib.sha256(raw).hexdigest()
