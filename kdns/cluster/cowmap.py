@@ -35,15 +35,13 @@ def _shard_count(size: int) -> int:
     return n
 
 
-class FrozenMap(Mapping[K, V], Generic[K, V]):
-    """An immutable snapshot of a `CowMap`."""
+class _ShardReads(Generic[K, V]):
+    """Reads shared by both sides: one hash, one tuple or list index, one dict read."""
 
-    __slots__ = ("__weakref__", "_len", "_mask", "_shards")
-
-    def __init__(self, shards: tuple[dict[K, V], ...], size: int) -> None:
-        self._shards = shards
-        self._mask = len(shards) - 1
-        self._len = size
+    __slots__ = ()
+    _shards: tuple[dict[K, V], ...] | list[dict[K, V]]
+    _mask: int
+    _len: int
 
     def __getitem__(self, key: K) -> V:
         return self._shards[hash(key) & self._mask][key]
@@ -65,11 +63,22 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
         for shard in self._shards:
             yield from shard
 
+
+class FrozenMap(_ShardReads[K, V], Mapping[K, V]):
+    """An immutable snapshot of a `CowMap`."""
+
+    __slots__ = ("__weakref__", "_len", "_mask", "_shards")
+
+    def __init__(self, shards: tuple[dict[K, V], ...], size: int) -> None:
+        self._shards = shards
+        self._mask = len(shards) - 1
+        self._len = size
+
     def __repr__(self) -> str:
         return f"FrozenMap({dict(self.items())!r})"
 
 
-class CowMap(Generic[K, V]):
+class CowMap(_ShardReads[K, V]):
     """The mutable side: dict-like writes, `freeze()` for an O(changes) immutable snapshot."""
 
     __slots__ = ("_len", "_mask", "_owned", "_shards")
@@ -80,27 +89,6 @@ class CowMap(Generic[K, V]):
         self._mask = 0
         self._owned: set[int] = set()  # shards written since the last freeze: private to us
         self._rebuild(dict(items) if items else {})
-
-    # -- reads (same cost as FrozenMap's) --------------------------------------------------
-    def __getitem__(self, key: K) -> V:
-        return self._shards[hash(key) & self._mask][key]
-
-    @overload
-    def get(self, key: K, /) -> V | None: ...
-    @overload
-    def get(self, key: K, default: V | D, /) -> V | D: ...
-    def get(self, key: K, default: object = None, /) -> object:
-        return self._shards[hash(key) & self._mask].get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._shards[hash(key) & self._mask]
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __iter__(self) -> Iterator[K]:
-        for shard in self._shards:
-            yield from shard
 
     # -- writes ----------------------------------------------------------------------------
     def _own(self, i: int) -> dict[K, V]:
