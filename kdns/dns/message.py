@@ -130,11 +130,27 @@ class Reply:
         """The reply with every TTL lowered by `seconds` (never below zero), for caches."""
         if seconds <= 0:
             return self
-        return replace(
-            self,
-            answer=tuple(r.with_ttl(max(0, r.ttl - seconds)) for r in self.answer),
-            authority=tuple(r.with_ttl(max(0, r.ttl - seconds)) for r in self.authority),
-            additional=tuple(r.with_ttl(max(0, r.ttl - seconds)) for r in self.additional),
+        return self.with_records(
+            tuple(r.with_ttl(max(0, r.ttl - seconds)) for r in self.answer),
+            tuple(r.with_ttl(max(0, r.ttl - seconds)) for r in self.authority),
+            tuple(r.with_ttl(max(0, r.ttl - seconds)) for r in self.additional),
+        )
+
+    def with_records(
+        self, answer: tuple[RR, ...], authority: tuple[RR, ...], additional: tuple[RR, ...]
+    ) -> Reply:
+        """The same reply with other sections (direct construction: replace() is slow)."""
+        return Reply(
+            self.rcode,
+            answer,
+            authority,
+            additional,
+            self.aa,
+            self.tc,
+            self.ra,
+            self.ad,
+            self.plugin,
+            self.error,
         )
 
     @property

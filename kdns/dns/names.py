@@ -21,6 +21,8 @@ def split(name: str) -> list[str]:
     """Labels of an absolute or relative name, honouring backslash escapes."""
     if name in ("", "."):
         return []
+    if "\\" not in name:  # the common case, at C speed
+        return name[:-1].split(".") if name.endswith(".") else name.split(".")
     labels: list[str] = []
     cur: list[str] = []
     i = 0
@@ -58,6 +60,8 @@ def longest_zone(name: str, zones: tuple[str, ...] | list[str]) -> str | None:
 
 
 def label_to_wire(label: str) -> bytes:
+    if "\\" not in label:
+        return label.encode("latin-1", errors="replace")
     out = bytearray()
     i = 0
     while i < len(label):

@@ -316,7 +316,7 @@ class KubernetesPlugin:
             note = memo.get()
             if note is not None:
                 note.allow(self._still_valid(index, result.deps))
-        return replace(reply, plugin=self.name)
+        return reply
 
     def _still_valid(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> Callable[[], bool]:
         """When bytes of this answer may be served again. Compare version numbers, never hold

@@ -301,6 +301,9 @@ class StaticSource:
         self.last_error = ""
         snap.load_into(self.builder)
         self.publish()
+        # The index now holds objects for as long as this snapshot serves: keep the cyclic GC
+        # from walking them all again on every full collection (tens of ms at 100k endpoints).
+        gc.freeze()
         log.info(
             "loaded snapshot %s: %d services, %d endpointslices, %d pods, %d namespaces",
             self.path,
