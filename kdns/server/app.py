@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from kdns import metrics, plugins
+from kdns import heap, metrics, plugins
 from kdns.config import BlockConfig, Config
 from kdns.dns.message import Reply, Request
 from kdns.plugins.base import BuildContext, Plugin
@@ -130,18 +129,6 @@ def build(
     for target, key in lookups:
         target.append(inst.dispatchers[key])
     return inst
-
-
-def _settle_heap() -> None:
-    """Collect what the swap left behind, then move every survivor out of the cyclic GC's reach.
-
-    A full collection walks every tracked object: with the libraries, the plugins and a large
-    index that is tens of milliseconds during which no query is answered, and it comes back
-    whenever enough allocations pile up. Objects alive once a configuration is serving mostly
-    live as long as it does, so freezing them leaves the collector only what came since.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 class Listener:
@@ -260,15 +247,20 @@ class App:
                 await listener.close()
             if old is not None:
                 await old.stop()
-            _settle_heap()
+            del old  # or the collection below could not free the replaced instance
+            for _ in range(3):  # let the loop run the done-callbacks of the stopped tasks
+                await asyncio.sleep(0)
+            heap.settle()  # the old instance's objects go; the new ones leave the GC's reach
 
     async def run(self) -> None:
+        keeper = asyncio.create_task(heap.keep(), name="heap")
         try:
             await self.activate(self.config)
             self.started.set()
             await self.stopping.wait()
             await self._lameduck()
         finally:
+            keeper.cancel()
             await self.shutdown()
 
     async def _lameduck(self) -> None:

@@ -38,7 +38,7 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 from prometheus_client import CollectorRegistry
 
-from kdns import metrics
+from kdns import heap, metrics
 from kdns.cluster import objects
 from kdns.cluster.index import IndexBuilder
 from kdns.cluster.objects import Key, Namespace, ObjectError, Pod, Service, Slice
@@ -168,8 +168,8 @@ def _bulk_load() -> Iterator[None]:
     finally:
         _gc_holds -= 1
         if _gc_holds == 0 and _gc_restore:
-            gc.freeze()
             gc.enable()
+            heap.freeze_young()
 
 
 class KubernetesSource:

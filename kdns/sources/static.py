@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from kdns import heap
 from kdns.cluster import objects
 from kdns.cluster.index import IndexBuilder
 from kdns.cluster.objects import Endpoint, Namespace, ObjectError, Pod, Service, Slice
@@ -303,7 +304,7 @@ class StaticSource:
         self.publish()
         # The index now holds objects for as long as this snapshot serves: keep the cyclic GC
         # from walking them all again on every full collection (tens of ms at 100k endpoints).
-        gc.freeze()
+        heap.freeze_young()
         log.info(
             "loaded snapshot %s: %d services, %d endpointslices, %d pods, %d namespaces",
             self.path,
