@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-YOUNG_INTERVAL = 10.0
+YOUNG_INTERVAL = 1.0
 FULL_INTERVAL = 600.0
 
 
