@@ -197,19 +197,40 @@ class _Parser:
         return out
 
     def collect_snippets(self) -> None:
-        """Take `(name) { ... }` definitions out of the top level."""
+        """Take `(name) { ... }` definitions out of the top level.
+
+        Only an unquoted `(name)` that starts a line outside every block defines a snippet: the
+        same text as an argument (`x "(0)"`) or inside a server block is an ordinary token.
+        """
         out: list[Token] = []
+        depth = 0
+        prev: Token | None = None
         while self.pos < len(self.toks):
             tok = self.take()
-            if tok.text.startswith("(") and tok.text.endswith(")") and len(tok.text) > 2:
+            starts_line = prev is None or prev.line != tok.line or prev.text in ("{", "}")
+            if (
+                depth == 0
+                and starts_line
+                and not tok.quoted
+                and tok.text.startswith("(")
+                and tok.text.endswith(")")
+                and len(tok.text) > 2
+            ):
                 nxt = self.peek()
                 if nxt is None or nxt.text != "{":
                     raise tok.error(f"snippet {tok.text} must be followed by '{{'")
                 self.take()
                 body = self._balanced(tok)
                 self.snippets[tok.text[1:-1]] = body
+                prev = None
                 continue
+            if not tok.quoted:
+                if tok.text == "{":
+                    depth += 1
+                elif tok.text == "}":
+                    depth = max(0, depth - 1)
             out.append(tok)
+            prev = tok
         self.toks = out
         self.pos = 0
 

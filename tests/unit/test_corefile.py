@@ -215,3 +215,9 @@ def test_load_reports_missing_file(tmp_path: Path) -> None:
 def test_bundled_corefile_is_valid() -> None:
     cfg = load(Path(__file__).parents[2] / "Corefile")
     assert cfg.blocks[0].port == 1053
+
+
+def test_parenthesised_arguments_are_not_snippets() -> None:
+    # Only an unquoted `(name)` starting a line outside every block defines a snippet.
+    d = corefile.parse('.:53 {\n  x "(0)"\n  y (1)\n  (2) z\n}\n')[0].directives
+    assert [(x.name, x.values) for x in d] == [("x", ["(0)"]), ("y", ["(1)"]), ("(2)", ["z"])]
