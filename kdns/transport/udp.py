@@ -33,6 +33,10 @@ def client_ip(host: str) -> str:
     return host[7:] if host.startswith("::ffff:") and "." in host else host
 
 
+def _no_reply(data: bytes) -> None:
+    return None
+
+
 class UdpServer:
     def __init__(
         self,
@@ -78,19 +82,8 @@ class UdpServer:
             if not self.accepting:
                 self.dropped += n
                 continue
-            run = -1  # first slot of the current run of replies served from bytes
-            for i, data in io.datagrams(n):
-                out = fast(data) if fast is not None else None
-                if out is not None and io.put(i, out):
-                    if run < 0:
-                        run = i
-                    continue
-                if run >= 0:
-                    io.send(run, i - run)
-                    run = -1
-                self._full_path(data, mmsg.address(io.name(i)))
-            if run >= 0:
-                io.send(run, n - run)
+            for data, name in io.serve(n, fast or _no_reply):
+                self._full_path(data, mmsg.address(name))
             if n < mmsg.BATCH:
                 return
 
