@@ -65,7 +65,7 @@ class LoadbalancePlugin:
             return reply
         note = memo.get()
         if note is not None:
-            note.shuffle = True  # replies re-served from bytes are shuffled on every hit
+            note.shuffle = True  # replies re-served from bytes rotate the records on every hit
         return replace(
             reply,
             answer=round_robin(reply.answer),
