@@ -153,10 +153,6 @@ class Reply:
             self.error,
         )
 
-    @property
-    def is_nodata(self) -> bool:
-        return self.rcode == NOERROR and not self.answer
-
 
 def error(rcode: int, plugin: str = "", why: str = "") -> Reply:
     return Reply(rcode=rcode, plugin=plugin, error=why)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 
-ROOT = "."
-
 
 def normalize(name: str) -> str:
     """Lower-case, absolute form used as a lookup key."""
@@ -119,11 +117,6 @@ def ptr_to_ip(name: str) -> str | None:
             return str(ipaddress.IPv6Address(int(hexs, 16)))
         return None
     return None
-
-
-def ip_to_ptr(ip: str) -> str:
-    """Reverse name of an address: `10.0.0.1` -> `1.0.0.10.in-addr.arpa.`."""
-    return ipaddress.ip_address(ip).reverse_pointer + "."
 
 
 def reverse_zone_of_cidr(cidr: str) -> list[str]:

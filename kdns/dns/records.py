@@ -36,7 +36,6 @@ AXFR = 252
 ANY = 255
 
 CLASS_IN = 1
-CLASS_CH = 3
 
 TYPE_NAMES: dict[int, str] = {
     A: "A",
@@ -94,9 +93,6 @@ class RR:
     # plugin rewrites, and replace() introspects the fields on each call (~10x slower).
     def with_ttl(self, ttl: int) -> RR:
         return RR(self.name, self.rtype, ttl, self.rdata, self.rclass)
-
-    def with_name(self, name: str) -> RR:
-        return RR(name, self.rtype, self.ttl, self.rdata, self.rclass)
 
 
 def a(name: str, ttl: int, ip: str) -> RR:

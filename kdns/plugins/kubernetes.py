@@ -185,10 +185,10 @@ class KubernetesPlugin:
         self.config = replace(config, options=replace(config.options, server_ips=server_ips))
         self.options = self.config.options
         self.builder = IndexBuilder()
-        self._kinds = {"Namespace", "Service", "EndpointSlice"}
+        kinds = {"Namespace", "Service", "EndpointSlice"}
         if self.config.needs_pods:
-            self._kinds.add("Pod")
-        self.builder.require(self._kinds)
+            kinds.add("Pod")
+        self.builder.require(kinds)
         self.index: ClusterIndex = self.builder.current
         self._lookup = ctx.lookup
         # Search domains of the server's own resolv.conf, tried after the cluster ones (autopath).
@@ -216,21 +216,6 @@ class KubernetesPlugin:
         from kdns.sources.kubernetes import KubernetesSource  # imported only when used (~1 s)
 
         return KubernetesSource(self.config, self.builder, self.publish, ctx.registry)
-
-    def require_pods(self) -> None:
-        """Also watch Pods and wait for their first list (autopath needs pods by IP).
-
-        Call before `start()`, e.g. from another plugin's build (plugins are built back to
-        front, so `ctx.built["kubernetes"]` exists when autopath is built).
-        """
-        self._kinds.add("Pod")
-        self.builder.require(self._kinds)
-        if hasattr(self.source, "watch_pods"):
-            self.source.watch_pods = True
-
-    @property
-    def watch_pods(self) -> bool:
-        return "Pod" in self._kinds
 
     def publish(self) -> None:
         """Swap in a new snapshot; lookups already running keep the one they read."""

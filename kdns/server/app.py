@@ -61,9 +61,6 @@ class Instance:
     def plugins_with(self, attr: str) -> list[Any]:
         return [p for p in self.plugins if hasattr(p, attr)]
 
-    def not_ready(self) -> list[str]:
-        return sorted({p.name for p in self.plugins_with("ready") if not p.ready()})
-
     async def start(self) -> None:
         # Plugins start concurrently so one slow source does not delay the others.
         await asyncio.gather(*(p.start() for p in self.plugins_with("start")))

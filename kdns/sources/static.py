@@ -130,12 +130,8 @@ def _parse(text: str, file: str) -> Snapshot:
     if docs is None:
         try:
             docs = list(yaml.load_all(text, Loader=_Loader))
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else 0
-            raise SnapshotError(file, line, f"invalid YAML: {exc.problem or exc}") from None
         except yaml.YAMLError as exc:
-            raise SnapshotError(file, 0, f"invalid YAML: {exc}") from None
+            raise _yaml_error(exc, file) from None
     snap = Snapshot()
     try:
         for data in docs:
@@ -189,6 +185,15 @@ def parse_bytes(raw: bytes, file: str) -> Snapshot:
     return compact
 
 
+def _yaml_error(exc: yaml.YAMLError, file: str) -> SnapshotError:
+    """The parser's complaint, at the line it points to when it points to one."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        return SnapshotError(file, line, f"invalid YAML: {exc.problem or exc}")
+    return SnapshotError(file, 0, f"invalid YAML: {exc}")
+
+
 def _parse_located(text: str, file: str) -> Snapshot:
     snap = Snapshot()
     # libyaml's loader when PyYAML has it: several times faster and far lighter on big files.
@@ -213,12 +218,8 @@ def _parse_located(text: str, file: str) -> Snapshot:
                     _add(snap, item, file, item_line)
             else:
                 _add(snap, data, file, line)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        raise SnapshotError(file, line, f"invalid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
-        raise SnapshotError(file, 0, f"invalid YAML: {exc}") from None
+        raise _yaml_error(exc, file) from None
     finally:
         loader.dispose()
     return snap

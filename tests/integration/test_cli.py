@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.server import with_bundled_cluster
 
 ROOT = Path(__file__).parents[2]
 DIG = shutil.which("dig")
@@ -62,7 +63,7 @@ def test_check_names_file_and_line_of_a_typo(tmp_path: Path) -> None:
 @pytest.mark.skipif(DIG is None, reason="dig is installed by `make test`")
 def test_serve_answers_dig_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
+    with_bundled_cluster(tmp_path)
     text = (ROOT / "Corefile").read_text().replace("1053", str(port))
     text = text.replace("examples/cluster.yaml", "cluster.yaml")
     # Nothing here should go upstream; if it did, it must stay on loopback (nothing listens).

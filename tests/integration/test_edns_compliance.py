@@ -7,7 +7,6 @@ a small buffer, option lists, and EDNS over TCP. Each must get the reply RFC 689
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,9 +18,8 @@ import dns.rdatatype
 import pytest
 
 from tests.support.client import make_query
-from tests.support.server import Running, running_kdns
+from tests.support.server import Running, running_kdns, with_bundled_cluster
 
-ROOT = Path(__file__).parents[2]
 COREFILE = """\
 .:PORT {
     bind 127.0.0.1
@@ -35,7 +33,7 @@ ZONE = "cluster.local."
 
 @pytest.fixture
 async def srv(tmp_path: Path) -> AsyncIterator[Running]:
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
+    with_bundled_cluster(tmp_path)
     async with running_kdns(COREFILE, tmp_path) as running:
         yield running
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import dns.flags
@@ -12,10 +11,9 @@ import dns.rcode
 import pytest
 
 from tests.support.client import ask, rrs
-from tests.support.server import running_kdns
+from tests.support.server import running_kdns, with_bundled_cluster
 from tests.support.waiting import eventually
 
-ROOT = Path(__file__).parents[2]
 COREFILE = """\
 .:PORT {
     bind 127.0.0.1
@@ -27,13 +25,8 @@ COREFILE = """\
 """
 
 
-def _copy(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
-    return tmp_path
-
-
 async def test_repeated_queries_match_the_full_path(tmp_path: Path) -> None:
-    async with running_kdns(COREFILE, _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE, with_bundled_cluster(tmp_path)) as srv:
         dispatcher = srv.app.instance.dispatchers[("127.0.0.1", srv.port)]  # type: ignore[union-attr]
         first = await ask(srv.port, "db.shop.svc.cluster.local.", "A")
         assert dispatcher.fastpath.entries, "the first answer should be kept for the fast path"
@@ -46,7 +39,7 @@ async def test_repeated_queries_match_the_full_path(tmp_path: Path) -> None:
 
 
 async def test_letter_case_of_each_question_is_kept(tmp_path: Path) -> None:
-    async with running_kdns(COREFILE, _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE, with_bundled_cluster(tmp_path)) as srv:
         for name in ["WeB.ShOp.SvC.cluster.local.", "web.shop.svc.cluster.local."] * 3:
             msg = await ask(srv.port, name)
             assert rrs(msg) == [(name, "A", "10.96.12.34")]
@@ -58,7 +51,7 @@ async def test_letter_case_of_each_question_is_kept(tmp_path: Path) -> None:
 
 
 async def test_ids_and_edns_shapes_are_respected(tmp_path: Path) -> None:
-    async with running_kdns(COREFILE, _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE, with_bundled_cluster(tmp_path)) as srv:
         for _ in range(3):
             with_edns = await ask(srv.port, "web.shop.svc.cluster.local.", edns=0)
             plain = await ask(srv.port, "web.shop.svc.cluster.local.", edns=None)
@@ -66,7 +59,7 @@ async def test_ids_and_edns_shapes_are_respected(tmp_path: Path) -> None:
 
 
 async def test_an_index_change_ends_served_bytes(tmp_path: Path) -> None:
-    async with running_kdns(COREFILE, _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE, with_bundled_cluster(tmp_path)) as srv:
         plugin = srv.app.instance.plugins[-1]  # type: ignore[union-attr]
         plugin.source.poll_interval = 0.05
         for _ in range(3):
@@ -108,7 +101,7 @@ async def test_logged_names_are_logged_every_time(
 ) -> None:
     corefile = COREFILE.replace("    bind 127.0.0.1\n", "    bind 127.0.0.1\n    log\n")
     caplog.set_level(logging.INFO, logger="kdns.query")
-    async with running_kdns(corefile, _copy(tmp_path)) as srv:
+    async with running_kdns(corefile, with_bundled_cluster(tmp_path)) as srv:
         for _ in range(3):
             await ask(srv.port, "db.shop.svc.cluster.local.", "A")
         lines = [r.getMessage() for r in caplog.records if r.name == "kdns.query"]

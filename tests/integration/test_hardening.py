@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import socket
 import struct
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 from kdns.transport import tcp, udp
 from tests.support.client import ask, make_query, rrs
-from tests.support.server import running_kdns
+from tests.support.server import running_kdns, with_bundled_cluster
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).parents[2]
@@ -33,11 +32,6 @@ COREFILE = """\
 }
 """
 WEB = [("web.shop.svc.cluster.local.", "A", "10.96.12.34")]
-
-
-def _copy(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
-    return tmp_path
 
 
 def garbage(rng: random.Random) -> bytes:
@@ -85,7 +79,7 @@ for i in range(count):
 
 
 async def test_legitimate_queries_answered_during_a_garbage_flood(tmp_path: Path) -> None:
-    async with running_kdns(COREFILE, _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE, with_bundled_cluster(tmp_path)) as srv:
         flooder = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -122,7 +116,7 @@ async def test_tcp_abuse_does_not_starve_others(
 ) -> None:
     monkeypatch.setattr(tcp, "IDLE_TIMEOUT", 0.5)
     monkeypatch.setattr(tcp, "MAX_CONNECTIONS", 50)
-    async with running_kdns(COREFILE, _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE, with_bundled_cluster(tmp_path)) as srv:
         listener = srv.app.listeners[("127.0.0.1", srv.port)].tcp
         idle = []
         for _ in range(60):  # more than the limit: idle, half-sent and slow connections
@@ -147,7 +141,7 @@ async def test_udp_overload_drops_instead_of_queueing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(udp, "MAX_INFLIGHT", 16)
-    async with running_kdns(COREFILE, _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE, with_bundled_cluster(tmp_path)) as srv:
         server = srv.app.listeners[("127.0.0.1", srv.port)].udp
         assert server is not None
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -176,7 +170,7 @@ async def test_udp_overload_drops_instead_of_queueing(
 
 
 async def test_a_huge_tcp_length_prefix_is_harmless(tmp_path: Path) -> None:
-    async with running_kdns(COREFILE, _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE, with_bundled_cluster(tmp_path)) as srv:
         r, w = await asyncio.open_connection("127.0.0.1", srv.port)
         w.write(b"\xff\xff" + b"\x00" * 100)  # claims 65535 bytes, sends 100, then closes
         await w.drain()

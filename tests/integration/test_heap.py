@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import gc
-import shutil
 import weakref
 from pathlib import Path
 
 from kdns import heap
 from kdns.config import from_text
 from tests.support.client import ask, rrs
-from tests.support.server import running_kdns
+from tests.support.server import running_kdns, with_bundled_cluster
 
-ROOT = Path(__file__).parents[2]
 COREFILE = """\
 .:PORT {
     bind 127.0.0.1
@@ -25,7 +23,7 @@ COREFILE = """\
 
 
 async def test_a_reload_frees_the_old_instance(tmp_path: Path) -> None:
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
+    with_bundled_cluster(tmp_path)
     async with running_kdns(COREFILE.replace("TTL", "5"), tmp_path) as srv:
         old = srv.app.instance
         assert old is not None

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -25,6 +24,7 @@ import dns.rcode
 
 from tests.support.client import ask
 from tests.support.ports import free_port
+from tests.support.server import with_bundled_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = """\
@@ -50,7 +50,7 @@ class Proc:
 
 @contextlib.asynccontextmanager
 async def kdns_process(tmp_path: Path, extra: str = "") -> AsyncIterator[Proc]:
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
+    with_bundled_cluster(tmp_path)
     port = free_port()
     dead = free_port()  # nothing listens there: forwarded queries fail (SERVFAIL)
     conf = tmp_path / "Corefile"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import struct
 from pathlib import Path
@@ -14,10 +13,9 @@ import dns.rcode
 import pytest
 
 from tests.support.client import ask, make_query, rrs
-from tests.support.server import running_kdns
+from tests.support.server import running_kdns, with_bundled_cluster
 from tests.support.waiting import eventually
 
-ROOT = Path(__file__).parents[2]
 COREFILE = """\
 .:PORT {
     bind 127.0.0.1
@@ -33,7 +31,7 @@ COREFILE = """\
 
 @pytest.fixture
 def snapshot_dir(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
+    with_bundled_cluster(tmp_path)
     return tmp_path
 
 
@@ -151,7 +149,7 @@ async def test_snapshot_reload_and_broken_file_keeps_last_good(snapshot_dir: Pat
 
 
 async def test_unserved_zone_is_refused(tmp_path: Path) -> None:
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
+    with_bundled_cluster(tmp_path)
     conf = COREFILE.replace(".:PORT", "cluster.local:PORT")
     async with running_kdns(conf, tmp_path) as srv:
         msg = await ask(srv.port, "example.org.")

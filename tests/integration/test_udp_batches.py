@@ -4,7 +4,6 @@ IPv4, IPv6 and a dual-stack socket, including replies too big for a batch slot."
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 from pathlib import Path
 
@@ -14,9 +13,8 @@ import pytest
 
 from kdns.transport import mmsg
 from tests.support.client import ask, make_query, rrs
-from tests.support.server import running_kdns
+from tests.support.server import running_kdns, with_bundled_cluster
 
-ROOT = Path(__file__).parents[2]
 COREFILE = """\
 .:PORT {
     BIND
@@ -26,11 +24,6 @@ COREFILE = """\
 }
 """
 WEB = [("web.shop.svc.cluster.local.", "A", "10.96.12.34")]
-
-
-def _copy(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "examples" / "cluster.yaml", tmp_path / "cluster.yaml")
-    return tmp_path
 
 
 def _has_ipv6() -> bool:
@@ -47,7 +40,9 @@ def test_batched_io_is_used_on_linux() -> None:
 
 
 async def test_a_burst_gets_one_reply_per_query(tmp_path: Path) -> None:
-    async with running_kdns(COREFILE.replace("BIND", "bind 127.0.0.1"), _copy(tmp_path)) as srv:
+    async with running_kdns(
+        COREFILE.replace("BIND", "bind 127.0.0.1"), with_bundled_cluster(tmp_path)
+    ) as srv:
         await ask(srv.port, "web.shop.svc.cluster.local.")  # now served from bytes
         names = [
             "web.shop.svc.cluster.local." if i % 3 else f"n{i}.shop.svc.cluster.local."
@@ -83,7 +78,7 @@ async def test_a_burst_gets_one_reply_per_query(tmp_path: Path) -> None:
 @pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")
 @pytest.mark.parametrize("bind", ["bind ::1", ""])
 async def test_ipv6_and_dual_stack_listeners(tmp_path: Path, bind: str) -> None:
-    async with running_kdns(COREFILE.replace("BIND", bind), _copy(tmp_path)) as srv:
+    async with running_kdns(COREFILE.replace("BIND", bind), with_bundled_cluster(tmp_path)) as srv:
         hosts = ["::1"] if bind else ["::1", "127.0.0.1"]
         for host in hosts:
             for _ in range(3):  # the second and third come from bytes

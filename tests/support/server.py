@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,3 +49,12 @@ async def running_kdns(
         with contextlib.suppress(asyncio.CancelledError):
             async with asyncio.timeout(15):
                 await task
+
+
+BUNDLED_CLUSTER = Path(__file__).parents[2] / "examples" / "cluster.yaml"
+
+
+def with_bundled_cluster(directory: Path) -> Path:
+    """`directory`, holding a copy of the repo's examples/cluster.yaml as cluster.yaml."""
+    shutil.copy(BUNDLED_CLUSTER, directory / "cluster.yaml")
+    return directory
