@@ -18,10 +18,9 @@ from kdns.corefile import CorefileError, Directive
 from kdns.dns import names
 from kdns.dns import records as rr
 from kdns.dns.message import FORMERR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL, Reply, Request
-from kdns.plugins import parsing
+from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 from kdns.plugins.kubernetes import KubernetesPlugin, resolv_search
-from kdns.server import memo
 
 # Rcodes CoreDNS's plugins return without writing a reply: try the next expansion.
 _NOT_WRITTEN = frozenset({SERVFAIL, REFUSED, FORMERR, NOTIMP})

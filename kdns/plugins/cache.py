@@ -28,9 +28,8 @@ from kdns.corefile import Directive
 from kdns.dns import names
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
 from kdns.dns.records import AXFR, IXFR, OPT, SOA
-from kdns.plugins import parsing
+from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
-from kdns.server import memo
 
 log = logging.getLogger("kdns.cache")
 

@@ -36,9 +36,8 @@ from kdns.dns.message import (
     rcode_name,
 )
 from kdns.dns.records import NS
-from kdns.plugins import parsing
+from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
-from kdns.server import memo
 from kdns.transport import client
 from kdns.transport.client import ExchangeError, Question
 

@@ -14,9 +14,8 @@ from dataclasses import replace
 from kdns.corefile import Directive
 from kdns.dns.message import NOERROR, Reply, Request
 from kdns.dns.records import AAAA, CNAME, MX, RR, A
-from kdns.plugins import parsing
+from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
-from kdns.server import memo
 
 _SHUFFLED = (A, AAAA)
 

@@ -19,9 +19,8 @@ from kdns.corefile import Directive
 from kdns.dns import names, wire
 from kdns.dns.message import NOERROR, NXDOMAIN, Reply, Request, rcode_name
 from kdns.dns.records import NS, SOA, type_name
-from kdns.plugins import parsing
+from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
-from kdns.server import memo
 
 log = logging.getLogger("kdns.query")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from kdns.dns import names, wire
 from kdns.dns.message import REFUSED, SERVFAIL, Reply, Request
 from kdns.dns.records import CLASS_IN
+from kdns.plugins import memo
 from kdns.plugins.base import Handler
-from kdns.server import memo
 from kdns.server.fastpath import Entry, FastPath
 
 log = logging.getLogger("kdns.server")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from kdns.dns.records import AAAA, MX, A
 from kdns.dns.wire import Span
-from kdns.server.memo import Memo
+from kdns.plugins.memo import Memo
 
 MAX_ENTRIES = 20_000  # the hot set of a cluster is a few thousand names; this bounds memory
 MAX_QUERY = 300  # longer queries (EDNS options, cookies) take the full path

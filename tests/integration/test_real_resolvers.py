@@ -3,7 +3,7 @@
 A private network namespace holds kdns on 127.0.0.1:53 (the conformance fixture, `log` on, a
 `forward` to the conformance `upstream_stub` on 127.0.0.2:53) and the resolv.conf kubelet gives a
 ClusterFirst pod in `testns` (search list + `ndots:5`). For every name of the search cases and
-of the captures in tests/unit/data/real_resolvers.yaml, real clients look the name up:
+of the captures in tests/data/real_resolvers.yaml, real clients look the name up:
 
 - glibc: `getent ahostsv4` (getaddrinfo AF_INET), `getent ahosts` (AF_UNSPEC) and `getent hosts`
   (gethostbyname2: an AAAA walk, then an A walk);
@@ -41,7 +41,7 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 SUITE = yaml.safe_load((ROOT / "tests" / "conformance" / "conformance.yaml").read_text())
-CAPTURES = yaml.safe_load((ROOT / "tests" / "unit" / "data" / "real_resolvers.yaml").read_text())
+CAPTURES = yaml.safe_load((ROOT / "tests" / "data" / "real_resolvers.yaml").read_text())
 PROBE_SOURCE = ROOT / "tests" / "data" / "getaddrinfo.c"
 
 RESOLV_CONF = CAPTURES["resolv_conf"]
@@ -125,6 +125,7 @@ class QueryLog:
             with self.cond:
                 self.lines.append(line.rstrip("\n"))
                 self.cond.notify_all()
+        self.proc.stderr.close()
         with self.cond:
             self.lines.append("<exit>")
             self.cond.notify_all()
@@ -204,6 +205,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+    # The pipes a reader thread does not own are closed here (the query log closes stderr).
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import dns.message
 from kdns.dns import records as rr
 from kdns.dns import wire
 from kdns.dns.message import NOERROR, Reply, Request
+from kdns.plugins.memo import Memo
 from kdns.server.fastpath import FastPath
-from kdns.server.memo import Memo
 from tests.support.client import make_query
 
 

@@ -15,8 +15,8 @@ from kdns.cluster.search import GLIBC, MUSL, Answer, Walk
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, REFUSED, SERVFAIL
 
-DATA = Path(__file__).parent / "data" / "real_resolvers.yaml"
-CONFORMANCE = Path(__file__).parents[1] / "conformance" / "conformance.yaml"
+DATA = Path(__file__).parents[2] / "data" / "real_resolvers.yaml"
+CONFORMANCE = Path(__file__).parents[2] / "conformance" / "conformance.yaml"
 REAL = yaml.safe_load(DATA.read_text())
 RCODES = {"NOERROR": NOERROR, "NXDOMAIN": NXDOMAIN, "SERVFAIL": SERVFAIL, "REFUSED": REFUSED}
 BIG = [f"10.1.0.{i}" for i in range(1, 61)]
