@@ -113,8 +113,13 @@ def build_block(block: ServerBlock, default_port: int = DEFAULT_PORT) -> BlockCo
                 f'directive "{d.name}" can only be used once per server block '
                 f"(first at {first.file}:{first.line})"
             )
+        parsed = spec.parse(d, info)
+        if d.name in seen and spec.merge is not None:
+            i = next(i for i, e in enumerate(entries) if e.name == d.name)
+            entries[i] = Entry(d.name, spec.merge(entries[i].config, parsed), entries[i].directive)
+            continue
         seen[d.name] = d
-        entries.append(Entry(d.name, spec.parse(d, info), d))
+        entries.append(Entry(d.name, parsed, d))
     entries.sort(key=lambda e: plugins.position(e.name))
     return BlockConfig(info.zones, info.port, tuple(entries), block.file, block.line)
 

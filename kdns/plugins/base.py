@@ -68,3 +68,6 @@ class PluginSpec:
     parse: Callable[[Directive, BlockInfo], Any]
     build: Callable[[Any, BuildContext], Plugin] | None = None
     repeatable: bool = False
+    # For a directive that may repeat in a block but runs as one plugin (log, forward): folds
+    # the config of a later occurrence into the earlier one's.
+    merge: Callable[[Any, Any], Any] | None = None

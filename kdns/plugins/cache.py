@@ -82,8 +82,8 @@ def _tier(sub: Directive, current: Tier) -> Tier:
 def parse(d: Directive, block: BlockInfo) -> CacheConfig:
     args = list(d.args)
     max_ttl: int | None = None
-    if args and args[0].text.isdigit():
-        max_ttl = parsing.integer(args.pop(0), 0, 1 << 31, "cache TTL")
+    if args and args[0].text.lstrip("-").isdigit():
+        max_ttl = parsing.integer(args.pop(0), 1, 1 << 31, "cache TTL")
     cfg = CacheConfig(zones=parsing.zones(args, block.zones))
     if max_ttl is not None:
         cfg = replace(
@@ -106,15 +106,14 @@ def parse(d: Directive, block: BlockInfo) -> CacheConfig:
             verify = False
             if sargs:
                 stale = parsing.duration(sargs[0])
-                if stale <= 0:
-                    raise sargs[0].error("serve_stale duration must be positive")
             if len(sargs) > 1:
-                if sargs[1].text not in ("immediate", "verify"):
+                mode = sargs[1].text.lower()  # CoreDNS compares the mode case-insensitively
+                if mode not in ("immediate", "verify"):
                     raise sargs[1].error(
                         f"serve_stale refresh mode must be immediate or verify, "
                         f"got {sargs[1].text!r}"
                     )
-                verify = sargs[1].text == "verify"
+                verify = mode == "verify"
             cfg = replace(cfg, serve_stale=stale, verify_stale=verify)
         elif name == "servfail":
             parsing.arg_count(sub, 1, 1, "servfail DURATION")

@@ -42,7 +42,9 @@ class ErrorsConfig:
 
 
 def parse(d: Directive, block: BlockInfo) -> ErrorsConfig:
-    parsing.no_args(d)
+    # `errors stdout` is CoreDNS's historical spelling of the default: errors go to the log.
+    if [t.text for t in d.args] != ["stdout"]:
+        parsing.no_args(d)
     rules = []
     stacktrace = False
     for sub in d.block or ():
@@ -57,16 +59,18 @@ def parse(d: Directive, block: BlockInfo) -> ErrorsConfig:
                 raise sub.args[1].error(f"invalid regular expression: {exc}") from None
             level = logging.ERROR
             show_first = False
-            for tok in sub.args[2:]:
-                if tok.text == "show_first":
-                    show_first = True
-                elif tok.text in _LEVELS:
-                    level = _LEVELS[tok.text]
-                else:
-                    raise tok.error(
-                        f"expected a level (warning, error, info, debug) or "
-                        f"show_first, got {tok.text!r}"
-                    )
+            rest = list(sub.args[2:])
+            # CoreDNS's order: an optional LEVEL, then an optional show_first, nothing else.
+            if rest and rest[0].text in _LEVELS:
+                level = _LEVELS[rest.pop(0).text]
+            if rest and rest[0].text == "show_first":
+                show_first = True
+                rest.pop(0)
+            if rest:
+                raise rest[0].error(
+                    f"expected [LEVEL] [show_first] (LEVEL: warning, error, info, debug), "
+                    f"got {rest[0].text!r}"
+                )
             rules.append(Consolidate(period, pattern, level, show_first))
         elif sub.name == "stacktrace":
             parsing.no_args(sub)

@@ -59,6 +59,8 @@ PROPERTIES = (
     "failfast_all_unhealthy_upstreams",
     "failover",
     "next",
+    "read_timeout",
+    "source_address",
 )
 NOT_SUPPORTED = ("tls", "tls_servername", "max_idle_conns")
 _RCODES = {"NOERROR": NOERROR, "SERVFAIL": SERVFAIL, "NXDOMAIN": NXDOMAIN, "REFUSED": REFUSED}
@@ -93,8 +95,9 @@ class ForwardConfig:
     failfast: bool = False
     failover: frozenset[int] = frozenset()
     next_rcodes: frozenset[int] = frozenset()
-    read_timeout: float = READ_TIMEOUT  # not Corefile options; tests shorten them
-    timeout: float = TIMEOUT
+    read_timeout: float = READ_TIMEOUT  # how long one upstream gets to answer one try
+    source_address: str | None = None  # local address the upstream sockets bind to
+    timeout: float = TIMEOUT  # not a Corefile option; tests shorten it
 
 
 def _digits(text: str) -> bool:
@@ -165,9 +168,7 @@ def parse_upstream(tok: Token, base_dir: Path) -> list[UpstreamAddr]:
         addr = _host_port(tok, s if ":" not in s else f"[{s}]")
         if addr is not None:
             out.append(addr)
-    if not out:
-        raise tok.error(f"{text} lists no nameserver")
-    return out
+    return out  # an empty file is fine while other upstreams remain (CoreDNS)
 
 
 def _rcodes(sub: Directive) -> frozenset[int]:
@@ -190,6 +191,8 @@ def parse(d: Directive, block: BlockInfo) -> ForwardConfig:
     upstreams: list[UpstreamAddr] = []
     for tok in d.args[1:]:
         upstreams.extend(parse_upstream(tok, base_dir))
+    if not upstreams:
+        raise d.args[1].error("forward: no valid upstream addresses found")
     if len(upstreams) > MAX_UPSTREAMS:
         raise d.args[1].error(f"forward takes at most {MAX_UPSTREAMS} upstreams")
     opts: dict[str, object] = {}
@@ -226,14 +229,22 @@ def parse(d: Directive, block: BlockInfo) -> ForwardConfig:
             _health_check(sub, opts)
         elif name == "failover":
             opts["failover"] = _rcodes(sub)
+            if NOERROR in opts["failover"]:  # type: ignore[operator]
+                raise sub.error("NoError cannot be used in failover")
+        elif name == "read_timeout":
+            parsing.arg_count(sub, 1, 1, "read_timeout DURATION")
+            opts["read_timeout"] = parsing.duration(args[0])
+            if not opts["read_timeout"]:
+                raise args[0].error("read_timeout must be positive")
+        elif name == "source_address":
+            parsing.arg_count(sub, 1, 1, "source_address ADDRESS")
+            opts["source_address"] = parsing.ip_address(args[0])
         elif name == "next":
             opts["next_rcodes"] = _rcodes(sub)
         elif name in NOT_SUPPORTED:
             raise sub.error(f'forward option "{name}" is not supported (kdns forwards plain DNS)')
         else:
             raise parsing.unknown_property("forward", sub, PROPERTIES)
-    if opts.get("force_tcp") and opts.get("prefer_udp"):
-        raise d.error("forward: force_tcp and prefer_udp cannot be used together")
     return ForwardConfig(zones, tuple(upstreams), **opts)  # type: ignore[arg-type]
 
 
@@ -278,7 +289,12 @@ class Proxy:
         proto = "tcp" if cfg.force_tcp else "udp"
         try:
             await client.exchange(
-                self.addr.host, self.addr.port, question, cfg.read_timeout, proto=proto
+                self.addr.host,
+                self.addr.port,
+                question,
+                cfg.read_timeout,
+                proto=proto,
+                source=cfg.source_address,
             )
         except ExchangeError:
             self.fails += 1
@@ -429,6 +445,7 @@ class ForwardPlugin:
                     question,
                     max(0.01, min(cfg.read_timeout, deadline - sent)),
                     proto=proto,
+                    source=cfg.source_address,
                 )
             except ExchangeError as exc:
                 errors.append(f"{proxy.addr.label}: {exc}")

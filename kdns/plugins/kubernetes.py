@@ -29,6 +29,15 @@ from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 
 log = logging.getLogger("kdns.kubernetes")
+_noted: set[str] = set()
+
+
+def no_effect(option: str) -> None:
+    """Log once per process that an option accepted for CoreDNS compatibility does nothing."""
+    if option not in _noted:
+        _noted.add(option)
+        log.warning("%s has no effect in kdns (a client-go throttle of CoreDNS)", option)
+
 
 PROPERTIES = (
     "endpoint",
@@ -45,12 +54,12 @@ PROPERTIES = (
     "ignore",
     "startup_timeout",
     "snapshot",
-)
-NOT_YET = (
-    "multicluster",
     "apiserver_qps",
     "apiserver_burst",
     "apiserver_max_inflight",
+)
+NOT_YET = (
+    "multicluster",
     "zonal",
     "transfer",
     "resyncperiod",
@@ -108,7 +117,8 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
             parsing.no_args(sub)
             opts["noendpoints"] = True
         elif name == "ignore":
-            if [t.text for t in args] != ["empty_service"]:
+            # CoreDNS reads only the first word and tolerates any that follow it.
+            if not args or args[0].text != "empty_service":
                 raise sub.error("usage: ignore empty_service")
             opts["ignore_empty_service"] = True
         elif name == "fallthrough":
@@ -132,6 +142,17 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         elif name == "snapshot":
             parsing.arg_count(sub, 1, 1, "snapshot FILE")
             cfg["snapshot"] = str(base_dir / args[0].text)
+        elif name.startswith("apiserver_"):
+            # client-go's request throttles: kdns makes one list and one watch per resource
+            # kind, so there is nothing for them to limit.
+            parsing.arg_count(sub, 1, 1, f"{name} NUMBER")
+            try:
+                value = float(args[0].text)
+            except ValueError:
+                raise args[0].error(f"{name} must be a number, got {args[0].text!r}") from None
+            if value < 0 or (name != "apiserver_qps" and not value.is_integer()):
+                raise args[0].error(f"{name} must be >= 0 (a whole number except for qps)")
+            no_effect(f"kubernetes {name}")
         elif name in NOT_YET:
             raise sub.error(f'kubernetes option "{name}" is not supported yet')
         else:

@@ -197,4 +197,9 @@ def build(config: LogConfig, ctx: BuildContext) -> LogPlugin:
     return LogPlugin(config)
 
 
-SPEC = PluginSpec("log", parse, build)
+def merge(first: LogConfig, later: LogConfig) -> LogConfig:
+    """Several `log` lines in one block: one plugin, the first matching rule logs (CoreDNS)."""
+    return LogConfig(first.rules + later.rules)
+
+
+SPEC = PluginSpec("log", parse, build, repeatable=True, merge=merge)

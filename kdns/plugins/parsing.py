@@ -18,9 +18,10 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, 
 def duration(tok: Token, *, minimum: float = 0.0) -> float:
     """Go-style duration (`5s`, `1m30s`, `250ms`) in seconds."""
     text = tok.text
-    pos = 0
+    # Go's time.ParseDuration takes a bare 0, and only 0, without a unit.
+    pos = len(text) if text == "0" else 0
     total = 0.0
-    for m in _DURATION.finditer(text):
+    for m in _DURATION.finditer(text if pos == 0 else ""):
         if m.start() != pos:
             break
         total += float(m.group(1)) * _UNITS[m.group(2)]
@@ -54,6 +55,8 @@ def zone(tok: Token) -> list[str]:
             raise tok.error(f"invalid CIDR zone {text!r}") from None
     if not text or (".." in text.strip(".") + "." and text != "."):
         raise tok.error(f"invalid zone {text!r}")
+    if any(len(label) > 63 for label in text.split(".")) or len(text.rstrip(".")) > 253:
+        raise tok.error(f"invalid zone {text!r}: a label is at most 63 octets, a name 253")
     return [names.normalize(text)]
 
 

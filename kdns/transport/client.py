@@ -115,12 +115,19 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-async def udp(host: str, port: int, question: Question, timeout: float) -> Message:
+def _local(source: str | None) -> tuple[str, int] | None:
+    return None if source is None else (source, 0)
+
+
+async def udp(
+    host: str, port: int, question: Question, timeout: float, source: str | None = None
+) -> Message:
     mid = new_id()
     loop = asyncio.get_running_loop()
     try:
         transport, proto = await loop.create_datagram_endpoint(
             lambda: _UdpExchange(mid, question, (host, port)),
+            local_addr=_local(source),
             remote_addr=(host, port),
             family=_family(host),
         )
@@ -137,12 +144,16 @@ async def udp(host: str, port: int, question: Question, timeout: float) -> Messa
         transport.close()
 
 
-async def tcp(host: str, port: int, question: Question, timeout: float) -> Message:
+async def tcp(
+    host: str, port: int, question: Question, timeout: float, source: str | None = None
+) -> Message:
     mid = new_id()
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port, family=_family(host))
+            reader, writer = await asyncio.open_connection(
+                host, port, family=_family(host), local_addr=_local(source)
+            )
             query = encode(question, mid)
             writer.write(struct.pack("!H", len(query)) + query)
             await writer.drain()
@@ -164,14 +175,21 @@ async def tcp(host: str, port: int, question: Question, timeout: float) -> Messa
 
 
 async def exchange(
-    host: str, port: int, question: Question, timeout: float, *, proto: str = "udp"
+    host: str,
+    port: int,
+    question: Question,
+    timeout: float,
+    *,
+    proto: str = "udp",
+    source: str | None = None,
 ) -> Message:
-    """Ask over `proto`; a truncated UDP reply is asked again over TCP in the time left."""
+    """Ask over `proto` (from `source` if given); a truncated UDP reply is asked again over TCP
+    in the time left."""
     if proto == "tcp":
-        return await tcp(host, port, question, timeout)
+        return await tcp(host, port, question, timeout, source)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    msg = await udp(host, port, question, timeout)
+    msg = await udp(host, port, question, timeout, source)
     if msg.tc:
-        return await tcp(host, port, question, max(0.05, deadline - loop.time()))
+        return await tcp(host, port, question, max(0.05, deadline - loop.time()), source)
     return msg

@@ -311,7 +311,6 @@ def test_parses_upstream_forms_and_resolv_conf(tmp_path: Path) -> None:
         ("forward . 127.0.0.1 {\n policy fastest\n}", "policy must be"),
         ("forward . 127.0.0.1 {\n max_concurrent lots\n}", "whole number"),
         ("forward . 127.0.0.1 {\n bogus\n}", "unknown property 'bogus'"),
-        ("forward . 127.0.0.1 {\n force_tcp\n prefer_udp\n}", "cannot be used together"),
         ("forward . 127.0.0.1 {\n health_check 1s sideways\n}", "expected no_rec"),
         ("forward . 127.0.0.1 {\n failover MAYBE\n}", "unknown rcode"),
     ],

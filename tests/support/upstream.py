@@ -45,6 +45,7 @@ class FakeUpstream:
     host: str = "127.0.0.1"
     received: list[tuple[str, str, str]] = field(default_factory=list)  # (qname, qtype, proto)
     peers: list[tuple[int, int]] = field(default_factory=list)  # (message ID, source port)
+    sources: list[str] = field(default_factory=list)  # the client address of each query
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     _udp: asyncio.DatagramTransport | None = None
     _tcp: asyncio.Server | None = None
@@ -146,6 +147,7 @@ class FakeUpstream:
     ) -> None:
         if self.behaviour.delay:
             await asyncio.sleep(self.behaviour.delay)
+        self.sources.append(addr[0])
         out = self.build(data, "udp", addr[1])
         if out is None:
             return
@@ -162,12 +164,14 @@ class FakeUpstream:
         transport.sendto(out, addr)  # type: ignore[attr-defined]
 
     async def _tcp_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
         try:
             while True:
                 head = await reader.readexactly(2)
                 data = await reader.readexactly(struct.unpack("!H", head)[0])
                 if self.behaviour.delay:
                     await asyncio.sleep(self.behaviour.delay)
+                self.sources.append(str(peer[0]))
                 out = self.build(data, "tcp")
                 if out is None:
                     continue
