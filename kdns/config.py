@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kdns import corefile, plugins
+from kdns import corefile
 from kdns.corefile import CorefileError, Directive, ServerBlock, Token
-from kdns.plugins import parsing
+from kdns.plugins import directives, parsing
 from kdns.plugins.base import BlockInfo
 
 DEFAULT_PORT = 53
@@ -102,9 +102,9 @@ def build_block(block: ServerBlock, default_port: int = DEFAULT_PORT) -> BlockCo
     entries: list[Entry] = []
     seen: dict[str, Directive] = {}
     for d in block.directives:
-        spec = plugins.spec(d.name)
+        spec = directives.spec(d.name)
         if spec is None:
-            if plugins.known_directive(d.name):
+            if directives.known_directive(d.name):
                 raise d.error(f'directive "{d.name}" is not supported yet')
             raise d.error(f'unknown directive "{d.name}"')
         if d.name in seen and not spec.repeatable:
@@ -120,7 +120,7 @@ def build_block(block: ServerBlock, default_port: int = DEFAULT_PORT) -> BlockCo
             continue
         seen[d.name] = d
         entries.append(Entry(d.name, parsed, d))
-    entries.sort(key=lambda e: plugins.position(e.name))
+    entries.sort(key=lambda e: directives.position(e.name))
     return BlockConfig(info.zones, info.port, tuple(entries), block.file, block.line)
 
 

@@ -14,15 +14,14 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
 from collections.abc import Callable
 
 from kdns.corefile import Directive
-from kdns.dns import wire
 from kdns.dns.message import Reply, Request
 from kdns.dns.records import HINFO
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.transport import client
 
 log = logging.getLogger("kdns.loop")
 
@@ -95,37 +94,13 @@ class LoopPlugin:
             self.disabled = True
 
     async def _exchange(self) -> bool:
-        """Send one probe; True if any reply came back in time."""
+        """Send one probe; True if a reply came back in time."""
         host, port = self.target
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        loop = asyncio.get_running_loop()
-        got: asyncio.Future[bytes] = loop.create_future()
-        mid = random.getrandbits(16)
-
-        class _Client(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: object) -> None:
-                if len(data) >= 2 and int.from_bytes(data[:2], "big") == mid and not got.done():
-                    got.set_result(data)
-
-            def error_received(self, exc: Exception) -> None:
-                if not got.done():
-                    got.set_exception(exc)
-
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                _Client, remote_addr=(host, port), family=family
-            )
-        except OSError:
+            await client.udp(host, port, client.Question(self.qname, HINFO), PROBE_TIMEOUT)
+        except client.ExchangeError:
             return False
-        try:
-            transport.sendto(wire.encode_query(self.qname, HINFO, mid, edns_size=None))
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                await got
-            return True
-        except (TimeoutError, OSError):
-            return False
-        finally:
-            transport.close()
+        return True
 
 
 def build(zone: str, ctx: BuildContext) -> LoopPlugin:

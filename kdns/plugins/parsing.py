@@ -10,9 +10,21 @@ import re
 
 from kdns.corefile import CorefileError, Directive, Token
 from kdns.dns import names
+from kdns.hostport import HostPort, split
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def address(tok: Token) -> HostPort:
+    """`[HOST]:PORT` as CoreDNS reads a listen address (`:8080`, `localhost:9153`, `[::1]:53`)."""
+    try:
+        host, port_text = split(tok.text)
+    except ValueError as exc:
+        raise tok.error(str(exc)) from None
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        raise tok.error(f"invalid port {port_text!r} in address {tok.text!r}")
+    return host, int(port_text)
 
 
 def duration(tok: Token, *, minimum: float = 0.0) -> float:

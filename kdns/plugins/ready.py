@@ -8,12 +8,20 @@ its first sync with the API), otherwise 503 with the comma-separated names of th
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from aiohttp import web
 
 from kdns.corefile import Directive
+from kdns.hostport import HostPort
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, PluginSpec
-from kdns.server.http import HostPort, parse_address
+from kdns.transport.http import HttpHandler
+
+log = logging.getLogger("kdns")
 
 DEFAULT_ADDRESS: HostPort = ("", 8181)
 
@@ -26,7 +34,7 @@ class ReadyConfig:
 
 def parse(d: Directive, block: BlockInfo) -> ReadyConfig:
     parsing.arg_count(d, 0, 1, "ready [ADDRESS]")
-    address = parse_address(d.args[0]) if d.args else DEFAULT_ADDRESS
+    address = parsing.address(d.args[0]) if d.args else DEFAULT_ADDRESS
     continuously = False
     for sub in d.block or ():
         if sub.name != "monitor":
@@ -42,3 +50,38 @@ def parse(d: Directive, block: BlockInfo) -> ReadyConfig:
 
 
 SPEC = PluginSpec("ready", parse, None)
+
+
+@runtime_checkable
+class Readiness(Protocol):
+    """A plugin that can say whether it is ready (kubernetes: after its first sync)."""
+
+    name: str
+
+    def ready(self) -> bool: ...
+
+
+def handler(
+    members: Sequence[Readiness], continuously: bool, shutting_down: Callable[[], bool]
+) -> HttpHandler:
+    """The /ready handler over `members` (the ready-aware plugins of every block on one address)."""
+    once: set[int] = set()  # ids of members that were ready (they live as long as this)
+
+    async def ready(request: web.Request) -> web.StreamResponse:
+        if shutting_down():
+            return web.Response(status=503, text="Shutting down")
+        waiting = set()
+        for p in members:
+            if not continuously and id(p) in once:
+                continue
+            if p.ready():
+                once.add(id(p))
+            else:
+                waiting.add(p.name)
+        if not waiting:
+            return web.Response(text="OK")
+        names = ",".join(sorted(waiting))
+        log.info('plugin/ready: Plugins not ready: "%s"', names)
+        return web.Response(status=503, text=names)
+
+    return ready

@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from kdns import heap, metrics, plugins
-from kdns.config import BlockConfig, Config
+from kdns import heap, metrics
+from kdns.config import BlockConfig, Config, from_text
 from kdns.dns.message import Reply, Request
+from kdns.hostport import HostPort
+from kdns.plugins import directives, health, prometheus, ready, reload
 from kdns.plugins.base import BuildContext, Plugin
-from kdns.server import chain
+from kdns.server import chain, recorder
 from kdns.server.dispatch import Dispatcher, Route
-from kdns.transport import tcp, udp
+from kdns.server.recorder import QueryRecorder
+from kdns.transport.http import HttpEndpoints, HttpHandler
+from kdns.transport.listener import Listener, ListenKey
 
 log = logging.getLogger("kdns")
-
-ListenKey = tuple[str, int]
 
 
 def listen_addresses(block: BlockConfig) -> tuple[str, ...]:
@@ -105,7 +107,7 @@ def build(
         ordered: list[Plugin] = []
         # Back to front, so a plugin can find the ones after it (autopath -> kubernetes).
         for entry in reversed(block.entries):
-            spec = plugins.spec(entry.name)
+            spec = directives.spec(entry.name)
             if spec is None or spec.build is None:
                 continue
             plugin = spec.build(entry.config, ctx)
@@ -128,72 +130,22 @@ def build(
     return inst
 
 
-class Listener:
-    """A UDP socket and a TCP server on one address and port, serving whatever dispatcher
-    the current Instance has for them."""
-
-    def __init__(self, key: ListenKey, resolve: Callable[[ListenKey], Dispatcher | None]) -> None:
-        self.key = key
-        self._resolve = resolve
-        self.udp: udp.UdpServer | None = None
-        self.tcp = tcp.TcpListener(self._serve)
-
-    async def _serve(self, data: bytes, proto: str, client: str, port: int) -> bytes | None:
-        dispatcher = self._resolve(self.key)
-        if dispatcher is None:
-            return None
-        return await dispatcher.serve(data, proto, client, port)
-
-    def use(self, dispatcher: Dispatcher | None) -> None:
-        """Point the UDP drain loop straight at this dispatcher's fast path (no lookups per
-        query); called whenever a new Instance goes live."""
-        if self.udp is not None:
-            self.udp.fast = dispatcher.fastpath.answer if dispatcher is not None else None
-
-    async def open(self) -> None:
-        host, port = self.key
-        if host == "":
-            host = "::" if socket.has_ipv6 else "0.0.0.0"
-            try:
-                self.udp = udp.listen(host, port, self._serve)
-            except OSError:
-                host = "0.0.0.0"
-                self.udp = udp.listen(host, port, self._serve)
-        else:
-            self.udp = udp.listen(host, port, self._serve)
-        try:
-            await self.tcp.start(None if self.key[0] == "" else host, port)
-        except BaseException:
-            self.udp.close()
-            raise
-
-    def stop_accepting(self) -> None:
-        """Answer what was accepted, take nothing new (UDP drops, the TCP socket closes)."""
-        if self.udp is not None:
-            self.udp.accepting = False
-        if self.tcp.server is not None:
-            self.tcp.server.close()
-
-    async def drain(self) -> None:
-        if self.udp is not None:
-            await self.udp.drain()
-        await self.tcp.drain()
-
-    async def close(self) -> None:
-        if self.udp is not None:
-            self.udp.close()
-        await self.tcp.close()
-
-
 Hook = Callable[["App", Instance], Awaitable[None]]
 
 
+def _settings(config: Config, name: str) -> list[Any]:
+    return [e.config for b in config.blocks for e in b.all(name)]
+
+
 class App:
-    """Runs a Config until asked to stop; reloads swap Instances under the same listeners."""
+    """Runs a Config until asked to stop; reloads swap Instances under the same listeners.
+
+    Process-wide, as CoreDNS's are, and kept across reloads: the HTTP listeners, the query
+    counters (kdns.server.recorder) and the running parts of `health`, `reload` and `prometheus`
+    (their modules in kdns.plugins own them; this class only wires them to the configuration).
+    """
 
     def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
-        from kdns.server.ops import Operations
-
         self.registry = registry or CollectorRegistry()
         self.config = config
         self.instance: Instance | None = None
@@ -203,28 +155,92 @@ class App:
         self.lameduck = False
         self.exit_code = 0
         self.on_instance: list[Hook] = []  # called when an Instance goes live
-        self.ops = Operations(self)
+        self.http = HttpEndpoints()
+        self.recorder = QueryRecorder(self.registry)
+        self.registry.register(self.recorder)
+        self.exposition = prometheus.Exposition(self.registry, self._prometheus_blocks)
+        self.health = health.Health(self.registry, lambda: _settings(self.config, "health"))
+        self.reloader = reload.Reloader(
+            self.registry,
+            lambda: (self.config.path, _settings(self.config, "reload")),
+            self._load,
+        )
         self._activating = asyncio.Lock()
 
     def dispatcher(self, key: ListenKey) -> Dispatcher | None:
         return self.instance.dispatchers.get(key) if self.instance else None
+
+    async def _serve(
+        self, key: ListenKey, data: bytes, proto: str, client: str, port: int
+    ) -> bytes | None:
+        dispatcher = self.dispatcher(key)
+        if dispatcher is None:
+            return None
+        return await dispatcher.serve(data, proto, client, port)
+
+    def _prometheus_blocks(self) -> Iterator[prometheus.EnabledBlock]:
+        inst = self.instance
+        if inst is None:
+            return
+        for (block, built), server in zip(inst.block_plugins, inst.block_labels, strict=True):
+            if block.get("prometheus") is not None:
+                yield server, block.zones, built
+
+    async def _load(self, text: str, path: str) -> None:
+        await self.activate(from_text(text, path))
+
+    def _count(self, inst: Instance) -> None:
+        counted = {
+            (z, block.port)
+            for block in inst.config.blocks
+            if block.get("prometheus") is not None
+            for z in block.zones
+        }
+        recorder.attach(self.recorder, inst.dispatchers, counted)
+
+    def _http_routes(self, inst: Instance) -> dict[HostPort, dict[str, HttpHandler]]:
+        """What each HTTP address serves for `inst`: /health, /metrics, and /ready over the
+        ready-aware plugins of every block that names the address."""
+        wanted: dict[HostPort, dict[str, HttpHandler]] = {}
+        ready_members: dict[HostPort, tuple[list[ready.Readiness], bool]] = {}
+        for block, built in inst.block_plugins:
+            for name, path, handler in (
+                ("health", "/health", self.health.handle),
+                ("prometheus", "/metrics", self.exposition.handle),
+            ):
+                entry = block.get(name)
+                if entry is not None:
+                    wanted.setdefault(entry.config.address, {})[path] = handler
+            entry = block.get("ready")
+            if entry is not None:
+                members, _ = ready_members.get(entry.config.address, ([], False))
+                members.extend(p for p in built.values() if isinstance(p, ready.Readiness))
+                ready_members[entry.config.address] = (members, entry.config.continuously)
+        for address, (members, continuously) in ready_members.items():
+            wanted.setdefault(address, {})["/ready"] = ready.handler(
+                members, continuously, self._shutting_down
+            )
+        return wanted
+
+    def _shutting_down(self) -> bool:
+        return self.lameduck or self.stopping.is_set()
 
     async def activate(self, config: Config) -> None:
         """Build, start and swap in `config`. On failure the previous Instance keeps serving
         and nothing the new one opened stays open."""
         async with self._activating:
             inst = build(config, self.registry, self.fatal)
-            self.ops.attach(inst)
+            self._count(inst)
             opened: list[ListenKey] = []
             await inst.start()
             try:
                 wanted = set(inst.dispatchers)
                 for key in sorted(wanted - set(self.listeners)):
-                    listener = Listener(key, self.dispatcher)
+                    listener = Listener(key, functools.partial(self._serve, key))
                     await listener.open()
                     self.listeners[key] = listener
                     opened.append(key)
-                await self.ops.prepare(inst)
+                await self.http.configure(self._http_routes(inst))
             except BaseException:
                 for key in opened:
                     await self.listeners.pop(key).close()
@@ -234,8 +250,11 @@ class App:
             self.instance = inst
             self.config = config
             for key, listener in self.listeners.items():
-                listener.use(inst.dispatchers.get(key))
-            self.ops.live(inst)
+                dispatcher = inst.dispatchers.get(key)
+                # The UDP drain loop calls this dispatcher's fast path directly (no lookups).
+                listener.use(dispatcher.fastpath.answer if dispatcher is not None else None)
+            self.reloader.live(config.digest)
+            self.health.live()
             inst.live()
             for hook in self.on_instance:
                 await hook(self, inst)
@@ -250,26 +269,21 @@ class App:
             heap.settle()  # the old instance's objects go; the new ones leave the GC's reach
 
     async def run(self) -> None:
-        keeper = asyncio.create_task(heap.keep(), name="heap")
+        """Serve until `stop()`: every process-wide task runs under this one root TaskGroup."""
         try:
-            await self.activate(self.config)
-            self.started.set()
-            await self.stopping.wait()
-            await self._lameduck()
+            async with asyncio.TaskGroup() as tasks:
+                keeper = tasks.create_task(heap.keep(), name="heap")
+                async with self.health.running(), self.reloader.running():
+                    await self.activate(self.config)
+                    self.started.set()
+                    await self.stopping.wait()
+                    seconds = health.lameduck_seconds(_settings(self.config, "health"))
+                    if seconds > 0 and not self.exit_code:
+                        self.lameduck = True
+                        await health.lameduck(seconds)
+                keeper.cancel()
         finally:
-            keeper.cancel()
             await self.shutdown()
-
-    async def _lameduck(self) -> None:
-        from kdns.server.ops import lameduck_of
-
-        duration = lameduck_of(self.config)
-        if duration <= 0 or self.exit_code:
-            return
-        # Keep answering while clients and kube-proxy notice we are going; /ready says 503.
-        self.lameduck = True
-        log.info("plugin/health: Going into lameduck mode for %gs", duration)
-        await asyncio.sleep(duration)
 
     async def shutdown(self) -> None:
         for listener in self.listeners.values():
@@ -281,7 +295,7 @@ class App:
         for listener in list(self.listeners.values()):
             await listener.close()
         self.listeners.clear()
-        await self.ops.close()
+        await self.http.close()
         if self.instance is not None:
             await self.instance.stop()
 

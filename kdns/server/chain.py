@@ -1,4 +1,4 @@
-"""Plugins composed into one Handler, in the order of `kdns.plugins.ORDER`."""
+"""Plugins composed into one Handler, in the order of `kdns.plugins.directives.SPECS`."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ over. Counters live as long as the App, across reloads, like CoreDNS's process-w
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -21,9 +21,10 @@ from kdns import metrics
 from kdns.dns.message import Reply, Request, rcode_name
 from kdns.dns.records import TYPE_NAMES
 from kdns.metrics import SIZE_BUCKETS, TIME_BUCKETS
-from kdns.server.dispatch import DROPPED
+from kdns.server.dispatch import DROPPED, Dispatcher
+from kdns.server.fastpath import Entry
 
-__all__ = ["DROPPED", "TYPE_LABEL", "QueryRecorder"]
+__all__ = ["DROPPED", "TYPE_LABEL", "QueryRecorder", "attach"]
 
 
 # CoreDNS's monitorType: these query types get their own label value, everything else "other".
@@ -249,3 +250,53 @@ class QueryRecorder(Collector):
             buckets.append(("+Inf", running))
             fam.add_metric(list(values), buckets, h.sum)
         return fam
+
+
+def attach(
+    recorder: QueryRecorder,
+    dispatchers: Mapping[tuple[str, int], Dispatcher],
+    counted: set[tuple[str, int]],
+) -> None:
+    """Count the queries of the (zone, port) pairs in `counted` (the blocks that enable
+    prometheus), and every panic, on a freshly built set of dispatchers."""
+    observe = recorder.observe
+    for (_, port), dispatcher in dispatchers.items():
+        dispatcher.on_panic.append(recorder.count_panic)
+        servers = {z: r.server for r in dispatcher.routes for z in r.zones}
+        enabled = {z for z in servers if (z, port) in counted}
+        if not enabled:
+            continue
+        enabled.add(DROPPED)
+        default = dispatcher.routes[0].server
+
+        def observer(
+            request: Request,
+            reply: Reply,
+            zone: str,
+            seconds: float,
+            size: int,
+            _enabled: set[str] = enabled,
+            _servers: dict[str, str] = servers,
+            _default: str = default,
+        ) -> None:
+            if zone in _enabled:
+                observe(_servers.get(zone, _default), request, reply, zone, seconds, size)
+
+        dispatcher.observers.append(observer)
+
+        def fast_hit(
+            entry: Entry,
+            _enabled: set[str] = enabled,
+            _servers: dict[str, str] = servers,
+            _default: str = default,
+        ) -> Callable[[int], None] | None:
+            # An entry's first hit: `stat` is what the full path saw; resolve the counters
+            # its hits bump once, and hand back what each hit calls.
+            seen: tuple[Request, Reply, str] = entry.stat  # type: ignore[assignment]
+            request, reply, zone = seen
+            if zone not in _enabled:
+                return None
+            server = _servers.get(zone, _default)
+            return FastHandle(recorder, server, request, reply, zone, entry.size).hit
+
+        dispatcher.on_first_fast_hit.append(fast_hit)

@@ -19,7 +19,7 @@ import dns.rdatatype
 import pytest
 import yaml
 
-from kdns import plugins
+from kdns.plugins import directives
 from tests.support.client import ask
 from tests.support.server import Running, running_kdns
 from tests.support.upstream import FakeUpstream, fake_upstream
@@ -72,7 +72,7 @@ def corefile_for(cfg: dict[str, Any], upstream_port: int) -> str:
         lines.append("noendpoints")
     body = "\n        ".join(lines)
     extra = "    autopath @kubernetes\n" if cfg.get("autopath") else ""
-    forward = f"    forward . 127.0.0.1:{upstream_port}\n" if plugins.spec("forward") else ""
+    forward = f"    forward . 127.0.0.1:{upstream_port}\n" if directives.spec("forward") else ""
     return (
         ".:PORT {\n    bind 127.0.0.1\n"
         f"    kubernetes {zones} {{\n        {body}\n    }}\n{extra}{forward}}}\n"
@@ -91,10 +91,10 @@ def skip_reason(case: dict[str, Any]) -> str | None:
     if case.get("optional"):
         return "optional feature (multicluster) is not implemented; see README"
     cfg = effective_config(case)
-    if cfg.get("autopath") and plugins.spec("autopath") is None:
+    if cfg.get("autopath") and directives.spec("autopath") is None:
         return "autopath is not implemented yet"
     needs_forward = case["group"] == "forward" or case["id"] in ("ptr-011", "ptr-012", "ext-008")
-    if needs_forward and plugins.spec("forward") is None:
+    if needs_forward and directives.spec("forward") is None:
         return "forward is not implemented yet"
     if case.get("client_ip"):
         return "needs a query from a pod address (covered by the autopath tests)"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_ops_http import SNAPSHOT
+from tests.integration.test_http_endpoints import SNAPSHOT
 from tests.support.client import ask
 from tests.support.http import scrape, series
 from tests.support.load import steady_load
@@ -72,7 +72,7 @@ async def test_broken_corefile_keeps_old_config(
             + "oops {\n    frobnicate\n}\n"
         )
         with caplog.at_level(logging.INFO, logger="kdns"):
-            assert await srv.app.ops.check() is False
+            assert await srv.app.reloader.check() is False
         assert f"{srv.corefile}:11: unknown directive" in caplog.text
         assert srv.app.config is old
         reply = await ask(srv.port, NAME, "A")
@@ -80,11 +80,11 @@ async def test_broken_corefile_keeps_old_config(
         m = await scrape(metrics)
         assert series(m, "coredns_reload_failed_total") == {(): 1.0}
         # The same broken file is not retried (or counted) again.
-        assert await srv.app.ops.check() is False
+        assert await srv.app.reloader.check() is False
         assert series(await scrape(metrics), "coredns_reload_failed_total") == {(): 1.0}
         # A fixed file is picked up.
         srv.corefile.write_text(corefile(metrics, 9, "reload 1h").replace("PORT", str(srv.port)))
-        assert await srv.app.ops.check() is True
+        assert await srv.app.reloader.check() is True
         assert (await ask(srv.port, NAME, "A")).answer[0].ttl == 9
 
 
@@ -97,7 +97,7 @@ async def test_reload_that_cannot_bind_keeps_old_config(tmp_path: Path) -> None:
         try:
             text = corefile(metrics, 6, "reload 1h").replace("PORT", str(srv.port))
             srv.corefile.write_text(text + f".:{srv.port} {{\n    health 127.0.0.1:{busy}\n}}\n")
-            assert await srv.app.ops.check() is False
+            assert await srv.app.reloader.check() is False
         finally:
             blocker.close()
         assert (await ask(srv.port, NAME, "A")).answer[0].ttl == 5

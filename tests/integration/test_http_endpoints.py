@@ -175,7 +175,7 @@ async def test_http_address_in_use_fails_start_cleanly(tmp_path: Path) -> None:
         other = App(from_text(corefile(p).replace("PORT", str(free_port())), str(tmp_path / "C")))
         with pytest.raises(OSError):
             await other.activate(other.config)
-        assert other.listeners == {} and other.ops.http.sites == {}
+        assert other.listeners == {} and other.http.sites == {}
 
 
 @pytest.mark.parametrize(

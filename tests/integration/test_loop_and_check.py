@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kdns import cli, plugins
+from kdns import cli
+from kdns.plugins import directives
 from kdns.plugins.loop import LoopPlugin
 from tests.support.ports import free_port
 from tests.support.server import running_kdns
@@ -29,7 +30,7 @@ async def test_loop_probe_without_a_loop_keeps_serving(tmp_path: Path) -> None:
         assert srv.app.exit_code == 0 and not srv.app.stopping.is_set()
 
 
-@pytest.mark.skipif(plugins.spec("forward") is None, reason="forward is not implemented yet")
+@pytest.mark.skipif(directives.spec("forward") is None, reason="forward is not implemented yet")
 async def test_forwarding_loop_is_detected_and_exits(tmp_path: Path) -> None:
     port = free_port()
     conf = tmp_path / "Corefile"
@@ -60,7 +61,7 @@ def test_check_accepts_kubeadm_corefile_minus_missing_plugins(
     lines = KUBEADM.read_text().splitlines(keepends=True)
     text = "".join(lines)
     for name in NOT_HERE_YET:
-        if plugins.spec(name) is None:
+        if directives.spec(name) is None:
             text = _drop_directive(text, name)
     conf = tmp_path / "Corefile"
     conf.write_text(text)
@@ -69,7 +70,7 @@ def test_check_accepts_kubeadm_corefile_minus_missing_plugins(
 
 
 @pytest.mark.skipif(
-    any(plugins.spec(n) is None for n in NOT_HERE_YET),
+    any(directives.spec(n) is None for n in NOT_HERE_YET),
     reason="forward, cache and loadbalance are implemented on other branches",
 )
 def test_check_accepts_kubeadm_corefile_unchanged(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""The HTTP side of the server: /health, /ready and /metrics listeners, keyed by address.
+"""HTTP listeners (for /health, /ready and /metrics), keyed by address, on aiohttp's sockets.
 
 CoreDNS runs one listener per address however many server blocks configure it, and a reload that
 keeps the address keeps the socket. Here each address gets one aiohttp site whose path table is
@@ -14,32 +14,11 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from kdns.corefile import Token
+from kdns.hostport import HostPort, show
 
 log = logging.getLogger("kdns.http")
 
-HostPort = tuple[str, int]  # host "" means every interface
 HttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def parse_address(tok: Token) -> HostPort:
-    """`[HOST]:PORT` as CoreDNS's net.SplitHostPort reads it (`:8080`, `localhost:9153`)."""
-    text = tok.text
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        raise tok.error(f"missing port in address {text!r} (expected e.g. :8080 or 127.0.0.1:8080)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise tok.error(f"an IPv6 address needs brackets: [{host}]:{port_text}")
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise tok.error(f"invalid port {port_text!r} in address {text!r}")
-    return host, int(port_text)
-
-
-def show(addr: HostPort) -> str:
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Site:
@@ -90,7 +69,7 @@ class HttpEndpoints:
                     await site.start()
                     opened.append(site)
                     self.sites[addr] = site
-                    log.info("http: listening on %s (%s)", show(addr), ", ".join(wanted[addr]))
+                    log.info("http: listening on %s (%s)", show(*addr), ", ".join(wanted[addr]))
         except BaseException:
             for site in opened:
                 self.sites.pop(site.addr, None)

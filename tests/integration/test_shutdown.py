@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from kdns.dns.message import NOERROR, Reply, Request
-from kdns.server.app import Listener
 from kdns.server.dispatch import Dispatcher, Route
-from tests.integration.test_ops_http import SNAPSHOT
+from kdns.transport.listener import Listener
+from tests.integration.test_http_endpoints import SNAPSHOT
 from tests.support.client import ask
 from tests.support.http import get
 from tests.support.load import steady_load
@@ -97,7 +97,7 @@ async def test_shutdown_drains_accepted_queries() -> None:
 
     dispatcher = Dispatcher([Route((".",), slow, "dns://:0")])
     port = free_port()
-    listener = Listener(("127.0.0.1", port), lambda key: dispatcher)
+    listener = Listener(("127.0.0.1", port), dispatcher.serve)
     await listener.open()
     try:
         udp = asyncio.create_task(ask(port, "slow.example.", "A"))

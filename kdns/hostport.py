@@ -1,0 +1,30 @@
+"""Host and port pairs as the Corefile writes them and as logs and URLs show them.
+
+An IPv6 host is written in brackets (`[::1]:53`, RFC 3986); an empty host means every interface.
+"""
+
+from __future__ import annotations
+
+HostPort = tuple[str, int]  # host "" means every interface
+
+
+def show(host: str, port: int) -> str:
+    """`host:port`, with brackets around an IPv6 host."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split(text: str) -> tuple[str, str]:
+    """`[HOST]:PORT` → (host, port text), as Go's net.SplitHostPort reads it.
+
+    Raises ValueError saying what is wrong; the port text is not checked here.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise ValueError(
+            f"missing port in address {text!r} (expected e.g. :8080 or 127.0.0.1:8080)"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"an IPv6 address needs brackets: [{host}]:{port_text}")
+    return host, port_text
