@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import itertools
 import logging
 import random
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import Histogram
 
 from kdns import metrics
-from kdns.corefile import Directive, Token
+from kdns.corefile import Directive
 from kdns.dns import names
 from kdns.dns.message import (
     FORMERR,
@@ -36,9 +36,11 @@ from kdns.dns.message import (
     rcode_name,
 )
 from kdns.dns.records import NS
+from kdns.dns.wire import Message
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
-from kdns.transport import client
+from kdns.plugins.upstreams import UpstreamAddr, parse_upstream
+from kdns.transport import client, dot
 from kdns.transport.client import ExchangeError, Question
 
 log = logging.getLogger("kdns.forward")
@@ -61,20 +63,12 @@ PROPERTIES = (
     "next",
     "read_timeout",
     "source_address",
+    "tls",
+    "tls_servername",
 )
-NOT_SUPPORTED = ("tls", "tls_servername", "max_idle_conns")
+NOT_SUPPORTED = ("max_idle_conns",)
 _RCODES = {"NOERROR": NOERROR, "SERVFAIL": SERVFAIL, "NXDOMAIN": NXDOMAIN, "REFUSED": REFUSED}
 _RCODES["FORMERR"] = FORMERR
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamAddr:
-    host: str
-    port: int
-
-    @property
-    def label(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,78 +91,9 @@ class ForwardConfig:
     next_rcodes: frozenset[int] = frozenset()
     read_timeout: float = READ_TIMEOUT  # how long one upstream gets to answer one try
     source_address: str | None = None  # local address the upstream sockets bind to
+    tls: tuple[str, ...] | None = None  # `tls [CA] | [CERT KEY [CA]]` files; None: not given
+    tls_servername: str | None = None
     timeout: float = TIMEOUT  # not a Corefile option; tests shorten it
-
-
-def _digits(text: str) -> bool:
-    # str.isdigit() alone accepts '¹', which int() refuses.
-    return text.isascii() and text.isdigit()
-
-
-def _host_port(tok: Token, text: str) -> UpstreamAddr | None:
-    """`IP`, `IP:PORT`, `[IPv6]:PORT` -> address; None if `text` is no address at all."""
-    host, port = text, 53
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise tok.error(f"invalid upstream address {tok.text!r}")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if not rest.startswith(":") or not _digits(rest[1:]):
-                raise tok.error(f"invalid port in upstream {tok.text!r}")
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        if not _digits(port_text):
-            raise tok.error(f"invalid port in upstream {tok.text!r}")
-        port = int(port_text)
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not 0 < port < 65536:
-        raise tok.error(f"upstream port must be between 1 and 65535, got {port}")
-    return UpstreamAddr(str(ip), port)
-
-
-def resolv_conf_nameservers(path: Path) -> list[str]:
-    out = []
-    for line in path.read_text().splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            out.append(fields[1].split("%")[0])
-    return out
-
-
-def parse_upstream(tok: Token, base_dir: Path) -> list[UpstreamAddr]:
-    text = tok.text
-    if "://" in text:
-        scheme, _, rest = text.partition("://")
-        if scheme != "dns":
-            raise tok.error(
-                f"upstream transport {scheme}:// is not supported (kdns forwards plain DNS: "
-                "IP[:port] or dns://IP[:port])"
-            )
-        found = _host_port(tok, rest)
-        if found is None:
-            raise tok.error(f"upstream {text!r} is not an IP address")
-        return [found]
-    found = _host_port(tok, text)
-    if found is not None:
-        return [found]
-    path = base_dir / text
-    if not path.is_file():
-        raise tok.error(f"upstream {text!r} is not an IP address or an existing resolv.conf file")
-    try:
-        servers = resolv_conf_nameservers(path)
-    except OSError as exc:
-        raise tok.error(f"cannot read {text}: {exc.strerror}") from None
-    out = []
-    for s in servers:
-        addr = _host_port(tok, s if ":" not in s else f"[{s}]")
-        if addr is not None:
-            out.append(addr)
-    return out  # an empty file is fine while other upstreams remain (CoreDNS)
 
 
 def _rcodes(sub: Directive) -> frozenset[int]:
@@ -236,15 +161,27 @@ def parse(d: Directive, block: BlockInfo) -> ForwardConfig:
             opts["read_timeout"] = parsing.duration(args[0])
             if not opts["read_timeout"]:
                 raise args[0].error("read_timeout must be positive")
+        elif name == "tls":
+            parsing.arg_count(sub, 0, 3, "tls [CERT KEY [CA]]")
+            opts["tls"] = tuple(str(base_dir / t.text) for t in args)
+        elif name == "tls_servername":
+            parsing.arg_count(sub, 1, 1, "tls_servername NAME")
+            opts["tls_servername"] = args[0].text
         elif name == "source_address":
             parsing.arg_count(sub, 1, 1, "source_address ADDRESS")
             opts["source_address"] = parsing.ip_address(args[0])
         elif name == "next":
             opts["next_rcodes"] = _rcodes(sub)
         elif name in NOT_SUPPORTED:
-            raise sub.error(f'forward option "{name}" is not supported (kdns forwards plain DNS)')
+            raise sub.error(f'forward option "{name}" is not supported')
         else:
             raise parsing.unknown_property("forward", sub, PROPERTIES)
+    for u in upstreams:
+        if u.server_name and opts.get("tls_servername") not in (None, u.server_name):
+            raise d.error(
+                f"both forward ({opts['tls_servername']!r}) and proxy level ({u.server_name!r}) "
+                f"TLS servernames are set for upstream proxy 'tls://{u.label}'"
+            )
     return ForwardConfig(zones, tuple(upstreams), **opts)  # type: ignore[arg-type]
 
 
@@ -268,10 +205,22 @@ def _health_check(sub: Directive, opts: dict[str, object]) -> None:
 class Proxy:
     """One upstream: its failure count and the health check that clears it."""
 
-    def __init__(self, addr: UpstreamAddr, config: ForwardConfig, failures: object) -> None:
+    def __init__(
+        self,
+        addr: UpstreamAddr,
+        config: ForwardConfig,
+        failures: object,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.addr = addr
         self.config = config
         self.fails = 0
+        self.dot: dot.TlsUpstream | None = None
+        if addr.tls:
+            name = addr.server_name or config.tls_servername or addr.host
+            self.dot = dot.TlsUpstream(
+                addr.host, addr.port, tls or dot.context(), name, config.expire
+            )
         self._probe: asyncio.Task[None] | None = None
         self._failures = failures
 
@@ -283,19 +232,25 @@ class Proxy:
         if self._probe is None or self._probe.done():
             self._probe = asyncio.create_task(self._run_probe(), name=f"healthcheck {self.addr}")
 
+    async def ask(self, question: Question, timeout: float, proto: str) -> Message:
+        """One exchange with this upstream: over its TLS connection, or plain UDP/TCP."""
+        if self.dot is not None:
+            return await self.dot.exchange(question, timeout)
+        return await client.exchange(
+            self.addr.host,
+            self.addr.port,
+            question,
+            timeout,
+            proto=proto,
+            source=self.config.source_address,
+        )
+
     async def probe_once(self) -> bool:
         cfg = self.config
         question = Question(cfg.health_domain, NS, rd=cfg.health_rd)
         proto = "tcp" if cfg.force_tcp else "udp"
         try:
-            await client.exchange(
-                self.addr.host,
-                self.addr.port,
-                question,
-                cfg.read_timeout,
-                proto=proto,
-                source=cfg.source_address,
-            )
+            await self.ask(question, cfg.read_timeout, proto)
         except ExchangeError:
             self.fails += 1
             self._failures.inc()  # type: ignore[attr-defined]
@@ -314,6 +269,8 @@ class Proxy:
             self._probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
+        if self.dot is not None:
+            await self.dot.close()
 
 
 class ForwardPlugin:
@@ -345,8 +302,15 @@ class ForwardPlugin:
             "Counter of the number of queries rejected because the concurrent queries were at "
             "maximum.",
         )
+        # One TLS context for the block's tls:// upstreams; a bad certificate file stops start-up.
+        tls = None
+        if any(a.tls for a in config.upstreams):
+            try:
+                tls = dot.context(config.tls or ())
+            except (OSError, ssl.SSLError) as exc:
+                ctx.fatal(f"forward: cannot load tls files {' '.join(config.tls or ())}: {exc}")
         self.proxies = [
-            Proxy(a, config, hc_failures.labels("forward", a.label)) for a in config.upstreams
+            Proxy(a, config, hc_failures.labels("forward", a.label), tls) for a in config.upstreams
         ]
         self._rr = itertools.count()
         self._inflight = 0
@@ -439,13 +403,8 @@ class ForwardPlugin:
             attempts += 1
             sent = loop.time()
             try:
-                msg = await client.exchange(
-                    proxy.addr.host,
-                    proxy.addr.port,
-                    question,
-                    max(0.01, min(cfg.read_timeout, deadline - sent)),
-                    proto=proto,
-                    source=cfg.source_address,
+                msg = await proxy.ask(
+                    question, max(0.01, min(cfg.read_timeout, deadline - sent)), proto
                 )
             except ExchangeError as exc:
                 errors.append(f"{proxy.addr.label}: {exc}")

@@ -303,8 +303,8 @@ def test_parses_upstream_forms_and_resolv_conf(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("forward .", "usage: forward FROM TO"),
-        ("forward . tls://127.0.0.1", "tls:// is not supported"),
-        ("forward . 127.0.0.1 {\n tls_servername x\n}", "not supported"),
+        ("forward . grpc://127.0.0.1", "grpc:// is not supported"),
+        ("forward . 127.0.0.1 {\n tls a b c d\n}", "usage: tls [CERT KEY [CA]]"),
         ("forward . no-such-file", "not an IP address or an existing resolv.conf"),
         ("forward . 127.0.0.1:0", "between 1 and 65535"),
         ("forward . " + " ".join(f"127.0.0.{i}" for i in range(1, 17)), "at most 15"),

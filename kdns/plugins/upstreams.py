@@ -1,0 +1,110 @@
+"""Upstream addresses of `forward`: `IP[:PORT]`, `dns://`, `tls://IP[%NAME][:PORT]`, and
+resolv.conf files naming nameservers."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdns.corefile import Token
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAddr:
+    host: str
+    port: int
+    tls: bool = False  # DNS over TLS (a tls:// upstream)
+    server_name: str | None = None  # tls://IP%NAME: the name its certificate must carry
+
+    @property
+    def label(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _digits(text: str) -> bool:
+    # str.isdigit() alone accepts '¹', which int() refuses.
+    return text.isascii() and text.isdigit()
+
+
+def _host_port(tok: Token, text: str) -> UpstreamAddr | None:
+    """`IP`, `IP:PORT`, `[IPv6]:PORT` -> address; None if `text` is no address at all."""
+    host, port = text, 53
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise tok.error(f"invalid upstream address {tok.text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":") or not _digits(rest[1:]):
+                raise tok.error(f"invalid port in upstream {tok.text!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not _digits(port_text):
+            raise tok.error(f"invalid port in upstream {tok.text!r}")
+        port = int(port_text)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not 0 < port < 65536:
+        raise tok.error(f"upstream port must be between 1 and 65535, got {port}")
+    return UpstreamAddr(str(ip), port)
+
+
+def _scheme_upstream(tok: Token, scheme: str, rest: str) -> UpstreamAddr:
+    name = None
+    if scheme == "tls" and "%" in rest:
+        # tls://IP%NAME[:PORT] and tls://[IPv6%NAME]:PORT name the certificate's server name.
+        head, _, tail = rest.partition("%")
+        name, sep, after = tail.partition("]" if head.startswith("[") else ":")
+        if head.startswith("["):
+            rest = f"{head}]{after}"
+        else:
+            after_port = after if sep else ""
+            rest = f"{head}:{after_port}" if after_port else head
+    found = _host_port(tok, rest)
+    if found is None or (name is not None and not name):
+        raise tok.error(f"upstream {tok.text!r} is not an IP address")
+    if scheme == "tls":
+        port = 853 if found.port == 53 and not rest.endswith(":53") else found.port
+        return UpstreamAddr(found.host, port, tls=True, server_name=name)
+    return found
+
+
+def resolv_conf_nameservers(path: Path) -> list[str]:
+    out = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            out.append(fields[1].split("%")[0])
+    return out
+
+
+def parse_upstream(tok: Token, base_dir: Path) -> list[UpstreamAddr]:
+    text = tok.text
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme not in ("dns", "tls"):
+            raise tok.error(
+                f"upstream transport {scheme}:// is not supported (kdns forwards DNS and DNS "
+                "over TLS: IP[:port], dns://IP[:port], tls://IP[%NAME][:port])"
+            )
+        return [_scheme_upstream(tok, scheme, rest)]
+    found = _host_port(tok, text)
+    if found is not None:
+        return [found]
+    path = base_dir / text
+    if not path.is_file():
+        raise tok.error(f"upstream {text!r} is not an IP address or an existing resolv.conf file")
+    try:
+        servers = resolv_conf_nameservers(path)
+    except OSError as exc:
+        raise tok.error(f"cannot read {text}: {exc.strerror}") from None
+    out = []
+    for s in servers:
+        addr = _host_port(tok, s if ":" not in s else f"[{s}]")
+        if addr is not None:
+            out.append(addr)
+    return out  # an empty file is fine while other upstreams remain (CoreDNS)
