@@ -30,6 +30,11 @@ from kdns.dns.message import (
 )
 from kdns.dns.records import CNAME, MX, NS, OPT, PTR, RR, SOA, SRV
 
+TSIG = 250
+CLASS_ANY = 255
+NOTAUTH = 9
+BADKEY = 17  # TSIG error: the key is not known
+
 _HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")
 _Q_FIXED = struct.Struct("!HH")
@@ -229,10 +234,29 @@ def decode_message(data: bytes) -> Message:
     )
 
 
-def _error_reply(data: bytes, rcode: int, with_question: bytes = b"") -> bytes:
+def _error_reply(data: bytes, rcode: int, with_question: bytes = b"", extra: bytes = b"") -> bytes:
     mid, flags = struct.unpack_from("!HH", data, 0)
-    out_flags = FLAG_QR | (flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode & 0xF)
-    return _HEADER.pack(mid, out_flags, 1 if with_question else 0, 0, 0, 0) + with_question
+    # miekg/dns's SetReply, as CoreDNS answers: the opcode is echoed, RD and CD only for QUERY.
+    echoed = 0x7800 | (FLAG_RD | FLAG_CD if not flags & 0x7800 else 0)
+    out_flags = FLAG_QR | (flags & echoed) | (rcode & 0xF)
+    header = _HEADER.pack(mid, out_flags, 1 if with_question else 0, 0, 0, 1 if extra else 0)
+    return header + with_question + extra
+
+
+def _tsig_badkey(data: bytes, start: int) -> bytes:
+    """The unsigned TSIG record of a BADKEY error (RFC 8945 5.2.2, 5.3.2) answering the TSIG
+    record at `start`: kdns holds no keys, so every key is unknown to it."""
+    _, off, owner = read_name(data, start)
+    _, pos, algorithm = read_name(data, off + 10)
+    if pos + 10 > len(data):
+        raise WireError("truncated TSIG record")
+    mac_len = struct.unpack_from("!H", data, pos + 8)[0]
+    if pos + 12 + mac_len > len(data):
+        raise WireError("truncated TSIG record")
+    time_fudge = data[pos : pos + 8]
+    original_id = data[pos + 10 + mac_len : pos + 12 + mac_len]
+    rdata = algorithm + time_fudge + b"\x00\x00" + original_id + struct.pack("!HH", BADKEY, 0)
+    return owner + _RR_FIXED.pack(TSIG, CLASS_ANY, 0, len(rdata)) + rdata
 
 
 def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request | bytes | None:
@@ -279,7 +303,13 @@ def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request
             return _error_reply(data, FORMERR, question)
         try:
             for i in range(an + ns + ar):
+                start = off
                 rr, off = _read_rr(data, off)
+                if rr.rtype == TSIG:
+                    if i != an + ns + ar - 1 or i < an + ns:
+                        raise WireError("TSIG is not the last additional record")
+                    badkey = _tsig_badkey(data, start)
+                    return _error_reply(data, NOTAUTH, question, badkey)
                 if rr.rtype == OPT:
                     if i < an + ns or edns is not None:
                         raise WireError("misplaced OPT")

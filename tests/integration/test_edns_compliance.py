@@ -3,10 +3,14 @@
 genreport itself is not packaged for Debian, so its default EDNS test list is reproduced here
 with dnspython as the client: plain DNS, EDNS, EDNS version 1, unknown options and flags, DO,
 a small buffer, option lists, and EDNS over TCP. Each must get the reply RFC 6891 asks for.
+Its `opcode`, `opcodeflg` and `dnswkk` checks follow: an unknown opcode, and a TSIG-signed query.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +19,8 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
 import pytest
 
 from tests.support.client import make_query
@@ -139,3 +145,43 @@ async def test_rd_in_query_is_harmless(srv: Running) -> None:
     # genreport's "rd": RD set; an authoritative answer all the same.
     msg = await send(srv, make_query(ZONE, "SOA", edns=None, rd=True))
     assert soa_answer(msg) and msg.flags & dns.flags.RD
+
+
+# genreport's opcode checks: an unknown opcode gets NOTIMP, the question and opcode echoed and
+# (as miekg/dns answers for CoreDNS) no other flag, no records, no OPT.
+@pytest.mark.parametrize("flags", [0, 0x07B0], ids=["opcode", "opcodeflg"])
+async def test_unknown_opcode_is_notimp(srv: Running, flags: int) -> None:
+    q = make_query(ZONE, "SOA", edns=None, rd=False)
+    q.set_opcode(15)  # type: ignore[arg-type]
+    q.flags |= flags  # opcodeflg: TC, RD, RA, Z, AD, CD all set on the query
+    msg = await send(srv, q)
+    assert msg.rcode() == dns.rcode.NOTIMP
+    assert msg.opcode() == 15
+    assert msg.flags & 0x87F0 == dns.flags.QR  # opcode and rcode bits aside: QR alone
+    assert [r.name.to_text() for r in msg.question] == [ZONE]
+    assert not msg.answer and not msg.authority and not msg.additional and msg.edns == -1
+
+
+# genreport's dnswkk: a query signed with a key the server does not know gets NOTAUTH with an
+# unsigned TSIG record carrying BADKEY (RFC 8945 5.2.2); dnspython reports that as PeerBadKey.
+async def test_tsig_with_an_unknown_key_is_badkey(srv: Running) -> None:
+    keyring = dns.tsigkeyring.from_text({"unknown-key.": "c2VjcmV0c2VjcmV0c2VjcmV0"})
+    for tcp in (False, True):
+        q = make_query(ZONE, "SOA")
+        q.use_tsig(keyring, keyname="unknown-key.")
+        with pytest.raises(dns.tsig.PeerBadKey):
+            await send(srv, q, tcp=tcp)
+    q = make_query(ZONE, "SOA", edns=None)
+    q.use_tsig(keyring, keyname="unknown-key.")
+    out = await asyncio.to_thread(_exchange_raw, srv.port, q.to_wire())
+    mid, flags, qd, an, ns, ar = struct.unpack_from("!6H", out)
+    assert (mid, flags & 0xF, qd, an, ns, ar) == (q.id, 9, 1, 0, 0, 1)  # NOTAUTH
+    assert out.endswith(struct.pack("!HHH", q.id, 17, 0))  # original ID, BADKEY, no other data
+    assert b"\x0bunknown-key\x00" in out and b"hmac-sha256" in out
+
+
+def _exchange_raw(port: int, data: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.sendto(data, ("127.0.0.1", port))
+        return s.recv(4096)
