@@ -8,9 +8,14 @@ from __future__ import annotations
 HostPort = tuple[str, int]  # host "" means every interface
 
 
+def bracket(host: str) -> str:
+    """An IPv6 host in brackets, any other host as it is."""
+    return f"[{host}]" if ":" in host else host
+
+
 def show(host: str, port: int) -> str:
     """`host:port`, with brackets around an IPv6 host."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{bracket(host)}:{port}"
 
 
 def split(text: str) -> tuple[str, str]:

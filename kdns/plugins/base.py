@@ -8,7 +8,9 @@ Optional hooks are found by attribute: `ready() -> bool`, `async start()`, `asyn
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -50,6 +52,20 @@ class BuildContext:
     bind: tuple[str, ...] = ()
     # Stop the whole server with this message and a non-zero exit (CoreDNS's log.Fatal).
     fatal: Callable[[str], None] = field(default=lambda msg: _no_fatal(msg))
+
+
+@contextlib.asynccontextmanager
+async def background(
+    work: Callable[[], Coroutine[Any, Any, None]], name: str
+) -> AsyncIterator[None]:
+    """Run `work()` as a named task while the context is open: cancelled on exit, and a failure
+    of it is raised from the context rather than lost (a TaskGroup owns it)."""
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(work(), name=name)
+        try:
+            yield
+        finally:
+            task.cancel()
 
 
 def _no_fatal(msg: str) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -24,7 +24,7 @@ from kdns import metrics
 from kdns.corefile import Directive
 from kdns.hostport import HostPort, show
 from kdns.plugins import parsing
-from kdns.plugins.base import BlockInfo, PluginSpec
+from kdns.plugins.base import BlockInfo, PluginSpec, background
 
 log = logging.getLogger("kdns")
 
@@ -97,15 +97,9 @@ class Health:
         """A new configuration serves: the self-check follows its address."""
         self._changed.set()
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
         """The self-check runs while this context is open."""
-        async with asyncio.TaskGroup() as tasks:
-            task = tasks.create_task(self._self_check(), name="health-check")
-            try:
-                yield
-            finally:
-                task.cancel()
+        return background(self._self_check, "health-check")
 
     async def _self_check(self) -> None:
         """CoreDNS's health plugin asks its own /health once a second and exports how long that

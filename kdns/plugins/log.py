@@ -19,6 +19,7 @@ from kdns.corefile import Directive
 from kdns.dns import names, wire
 from kdns.dns.message import NOERROR, NXDOMAIN, Reply, Request, rcode_name
 from kdns.dns.records import NS, SOA, type_name
+from kdns.hostport import bracket
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 
@@ -117,8 +118,7 @@ def _duration(seconds: float) -> str:
 
 
 def _remote(e: _Entry) -> str:
-    c = e.request.client
-    return f"[{c}]" if ":" in c else c
+    return bracket(e.request.client)
 
 
 def _rflags(e: _Entry) -> str:

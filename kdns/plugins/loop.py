@@ -19,6 +19,7 @@ from collections.abc import Callable
 from kdns.corefile import Directive
 from kdns.dns.message import Reply, Request
 from kdns.dns.records import HINFO
+from kdns.hostport import show
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 from kdns.transport import client
@@ -109,8 +110,7 @@ def build(zone: str, ctx: BuildContext) -> LoopPlugin:
         host = "::1"
     port = ctx.block.port
     shown = "" if not ctx.bind or ctx.bind[0] == "" else ctx.bind[0]
-    local = f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
-    return LoopPlugin(zone, (host, port), ctx.fatal, local)
+    return LoopPlugin(zone, (host, port), ctx.fatal, show(shown, port))
 
 
 SPEC = PluginSpec("loop", parse, build)

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from kdns import metrics
 from kdns.corefile import CorefileError, Directive
 from kdns.plugins import parsing
-from kdns.plugins.base import BlockInfo, PluginSpec
+from kdns.plugins.base import BlockInfo, PluginSpec, background
 
 log = logging.getLogger("kdns")
 
@@ -98,15 +98,9 @@ class Reloader:
         self._last_seen = digest
         self._changed.set()
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
         """The watch loop runs while this context is open."""
-        async with asyncio.TaskGroup() as tasks:
-            task = tasks.create_task(self._watch(), name="reload")
-            try:
-                yield
-            finally:
-                task.cancel()
+        return background(self._watch, "reload")
 
     async def _watch(self) -> None:
         await self._changed.wait()  # the first configuration serves

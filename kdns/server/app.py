@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from kdns import heap, metrics
 from kdns.config import BlockConfig, Config, from_text
 from kdns.dns.message import Reply, Request
-from kdns.hostport import HostPort
+from kdns.hostport import HostPort, show
 from kdns.plugins import directives, health, prometheus, ready, reload
 from kdns.plugins.base import BuildContext, Plugin
 from kdns.server import chain, recorder
@@ -45,8 +45,7 @@ def listen_addresses(block: BlockConfig) -> tuple[str, ...]:
 
 
 def server_label(addr: str, port: int) -> str:
-    host = "" if addr in ("", "0.0.0.0", "::") else (f"[{addr}]" if ":" in addr else addr)
-    return f"dns://{host}:{port}"
+    return "dns://" + show("" if addr in ("", "0.0.0.0", "::") else addr, port)
 
 
 @dataclass
@@ -266,13 +265,13 @@ class App:
             del old  # or the collection below could not free the replaced instance
             for _ in range(3):  # let the loop run the done-callbacks of the stopped tasks
                 await asyncio.sleep(0)
-            heap.settle()  # the old instance's objects go; the new ones leave the GC's reach
+            heap.collect_all()  # the old instance's objects go; the new ones leave the GC's reach
 
     async def run(self) -> None:
         """Serve until `stop()`: every process-wide task runs under this one root TaskGroup."""
         try:
             async with asyncio.TaskGroup() as tasks:
-                keeper = tasks.create_task(heap.keep(), name="heap")
+                keeper = tasks.create_task(heap.tend(), name="heap")
                 async with self.health.running(), self.reloader.running():
                     await self.activate(self.config)
                     self.started.set()

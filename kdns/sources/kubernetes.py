@@ -22,52 +22,40 @@ short timer, so a burst costs one publish while a lone change is visible within 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
 from prometheus_client import CollectorRegistry
 
 from kdns import heap, metrics
 from kdns.cluster import objects
 from kdns.cluster.index import IndexBuilder
 from kdns.cluster.objects import Key, Namespace, ObjectError, Pod, Service, Slice
+from kdns.sources.kubeapi import (
+    DEFAULT_TIMING,
+    ApiError,
+    Backoff,
+    Expired,
+    SourceSettings,
+    Timing,
+    make_api_client,
+    status_message,
+)
 
 log = logging.getLogger("kdns.kubernetes")
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
 MAX_LINE = 64 * 1024 * 1024  # one watch event; a larger line is a broken stream
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # CoreDNS: 1 ms to ~17 min
 
 Projection = Service | Slice | Pod | Namespace
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """How the reflectors pace themselves. Defaults suit a real API server."""
-
-    watch_timeout: float = 300.0  # server-side timeoutSeconds, plus up to 50% jitter
-    read_timeout: float = 90.0  # no byte for this long: the connection is presumed dead
-    connect_timeout: float = 10.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    page_size: int = 500
-    publish_delay: float = 0.005  # first unpublished event -> publish, at the earliest
-    publish_max_delay: float = 0.1  # the adaptive delay never exceeds this
-
-
-DEFAULT_TIMING = Timing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,95 +69,8 @@ class Resource:
     field_selector: str | None = None
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-
-
-class Expired(Exception):
-    """The resourceVersion (or continue token) is too old: relist."""
-
-
-class Backoff:
-    def __init__(self, timing: Timing) -> None:
-        self.timing = timing
-        self.attempt = 0
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-    def next(self) -> float:
-        base = min(self.timing.backoff_max, self.timing.backoff_initial * float(2**self.attempt))
-        self.attempt = min(self.attempt + 1, 30)
-        return base * random.uniform(0.5, 1.0)  # full jitter keeps replicas from stampeding
-
-
-def _status_message(body: bytes) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body[:200].decode(errors="replace")
-    if isinstance(data, dict):
-        return str(data.get("message") or data.get("reason") or "")
-    return ""
-
-
 def _selector_text(sel: Any) -> str | None:
     return None if sel is None else str(sel.text)
-
-
-async def make_api_client(config: Any) -> k8s_client.ApiClient:
-    """An ApiClient for `endpoint`, `kubeconfig [CONTEXT]`, or the pod's service account."""
-    cfg = k8s_client.Configuration()
-    if config.kubeconfig:
-        await k8s_config.load_kube_config(
-            config_file=config.kubeconfig,
-            context=config.context,
-            client_configuration=cfg,
-            persist_config=False,
-        )
-        if config.endpoint:
-            cfg.host = config.endpoint.rstrip("/")
-    elif config.endpoint:
-        cfg.host = config.endpoint.rstrip("/")
-    else:
-        # Token re-read every minute by the loader's refresh hook, so rotation is followed.
-        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=cfg,
-            try_refresh_token=True,
-            token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
-            cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-        )
-    if config.tls:
-        cfg.cert_file, cfg.key_file, cfg.ssl_ca_cert = config.tls
-    return k8s_client.ApiClient(configuration=cfg)
-
-
-_gc_holds = 0
-_gc_restore = False
-
-
-@contextlib.contextmanager
-def _bulk_load() -> Iterator[None]:
-    """Pause the cyclic GC while a list is loaded, then freeze what survived.
-
-    Loading 100k endpoints allocates millions of acyclic objects; with the collector running
-    that costs 2-3 times as long, and afterwards every full collection rescans them all (tens of
-    ms with DNS stalled). Frozen objects are still freed by reference counting when replaced.
-    """
-    global _gc_holds, _gc_restore
-    if _gc_holds == 0:
-        _gc_restore = gc.isenabled()
-        gc.disable()
-    _gc_holds += 1
-    try:
-        yield
-    finally:
-        _gc_holds -= 1
-        if _gc_holds == 0 and _gc_restore:
-            gc.enable()
-            heap.freeze_young()
 
 
 class KubernetesSource:
@@ -177,7 +78,7 @@ class KubernetesSource:
 
     def __init__(
         self,
-        config: Any,
+        config: SourceSettings,
         builder: IndexBuilder,
         publish: Callable[[], None],
         registry: CollectorRegistry,
@@ -188,7 +89,7 @@ class KubernetesSource:
         self.builder = builder
         self._publish = publish
         self.timing = timing or DEFAULT_TIMING
-        self.watch_pods = bool(getattr(config, "needs_pods", False))
+        self.watch_pods = config.needs_pods
         self._api: k8s_client.ApiClient | None = None
         self._flush: asyncio.TimerHandle | None = None
         self._publish_cost = 0.0
@@ -369,12 +270,12 @@ class KubernetesSource:
         body = await resp.read()
         resp.release()
         if resp.status == 410:
-            raise Expired(_status_message(body))
-        raise ApiError(resp.status, _status_message(body) or str(resp.reason))
+            raise Expired(status_message(body))
+        raise ApiError(resp.status, status_message(body) or str(resp.reason))
 
     async def _list(self, res: Resource) -> str:
         """List every page, then make the index hold exactly what the API holds."""
-        with _bulk_load():
+        with heap.paused():
             return await self._list_pages(res)
 
     async def _list_pages(self, res: Resource) -> str:

@@ -116,13 +116,8 @@ def parse(text: str, file: str) -> Snapshot:
     """Objects of a snapshot file. Errors name the file and the line of the offending object."""
     # The parsed documents are acyclic plain data: with the collector running, each of their
     # millions of allocations would re-trigger collections that scan them all (3x the time).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with heap.paused(freeze=False):
         return _parse(text, file)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _parse(text: str, file: str) -> Snapshot:

@@ -21,6 +21,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from kdns.sources import kubeapi
 from kdns.sources import kubernetes as source_mod
 from tests.support import fakeapi
 from tests.support.client import ask
@@ -442,7 +443,7 @@ async def test_in_cluster_https_with_rotating_token(
     sa.mkdir()
     ca.cert_pem.write_to_path(str(sa / "ca.crt"))
     (sa / "token").write_text("token-one")
-    monkeypatch.setattr(source_mod, "SERVICE_ACCOUNT_DIR", sa)
+    monkeypatch.setattr(kubeapi, "SERVICE_ACCOUNT_DIR", sa)
     # Re-read the token at every request, so rotation is visible without waiting a minute.
     monkeypatch.setattr(incluster_config, "TOKEN_REFRESH_PERIOD", datetime.timedelta(0))
 
