@@ -28,10 +28,23 @@ async def _next(request: Request) -> Reply:
     return Reply(rcode=NOERROR, plugin="next")
 
 
+_built: list[ForwardPlugin] = []
+
+
+@pytest.fixture(autouse=True)
+async def _stop_built() -> AsyncIterator[None]:
+    """Stop every plugin a test built (its health-check probes), as the server would."""
+    yield
+    while _built:
+        await _built.pop().stop()
+
+
 def plugin(text: str, registry: CollectorRegistry | None = None, **fast: float) -> ForwardPlugin:
     cfg: ForwardConfig = parse_directive(text, "forward")
     cfg = replace(cfg, read_timeout=fast.get("read_timeout", 0.3), timeout=fast.get("timeout", 1))
-    return ForwardPlugin(cfg, context(registry))
+    built = ForwardPlugin(cfg, context(registry))
+    _built.append(built)
+    return built
 
 
 @contextlib.asynccontextmanager
