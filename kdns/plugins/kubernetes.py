@@ -29,15 +29,6 @@ from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 
 log = logging.getLogger("kdns.kubernetes")
-_noted: set[str] = set()
-
-
-def no_effect(option: str) -> None:
-    """Log once per process that an option accepted for CoreDNS compatibility does nothing."""
-    if option not in _noted:
-        _noted.add(option)
-        log.warning("%s has no effect in kdns (a client-go throttle of CoreDNS)", option)
-
 
 PROPERTIES = (
     "endpoint",
@@ -152,7 +143,7 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
                 raise args[0].error(f"{name} must be a number, got {args[0].text!r}") from None
             if value < 0 or (name != "apiserver_qps" and not value.is_integer()):
                 raise args[0].error(f"{name} must be >= 0 (a whole number except for qps)")
-            no_effect(f"kubernetes {name}")
+            parsing.no_effect(log, f"kubernetes {name}", "a client-go throttle of CoreDNS")
         elif name in NOT_YET:
             raise sub.error(f'kubernetes option "{name}" is not supported yet')
         else:

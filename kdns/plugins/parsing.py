@@ -6,6 +6,7 @@ Each reader raises CorefileError pointing at the offending token, with what was 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 
 from kdns.corefile import CorefileError, Directive, Token
@@ -14,6 +15,16 @@ from kdns.hostport import HostPort, split
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+_noted: set[str] = set()
+
+
+def no_effect(log: logging.Logger, option: str, why: str) -> None:
+    """Log once per process that `option`, accepted so CoreDNS's Corefiles load unchanged, does
+    nothing in kdns, and why."""
+    if option not in _noted:
+        _noted.add(option)
+        log.warning("%s has no effect in kdns (%s)", option, why)
 
 
 def address(tok: Token) -> HostPort:

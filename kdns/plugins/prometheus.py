@@ -30,14 +30,6 @@ from kdns.transport.http import HttpHandler
 
 DEFAULT_ADDRESS: HostPort = ("localhost", 9153)
 log = logging.getLogger("kdns.prometheus")
-_noted: set[str] = set()
-
-
-def no_effect(option: str) -> None:
-    """Log once per process that a Go-runtime option does nothing in kdns."""
-    if option not in _noted:
-        _noted.add(option)
-        log.warning("%s has no effect in kdns (a Go runtime option of CoreDNS)", option)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +44,7 @@ def parse(d: Directive, block: BlockInfo) -> PrometheusConfig:
             raise parsing.unknown_property("prometheus", sub, ("runtime_metrics",))
         parsing.no_args(sub)
         parsing.no_block(sub)
-        no_effect("prometheus runtime_metrics")
+        parsing.no_effect(log, "prometheus runtime_metrics", "a Go runtime option of CoreDNS")
     return PrometheusConfig(parsing.address(d.args[0]) if d.args else DEFAULT_ADDRESS)
 
 
