@@ -153,9 +153,10 @@ def parse(d: Directive, block: BlockInfo) -> ForwardConfig:
         elif name == "health_check":
             _health_check(sub, opts)
         elif name == "failover":
-            opts["failover"] = _rcodes(sub)
-            if NOERROR in opts["failover"]:  # type: ignore[operator]
+            failover = _rcodes(sub)
+            if NOERROR in failover:
                 raise sub.error("NoError cannot be used in failover")
+            opts["failover"] = failover
         elif name == "read_timeout":
             parsing.arg_count(sub, 1, 1, "read_timeout DURATION")
             opts["read_timeout"] = parsing.duration(args[0])

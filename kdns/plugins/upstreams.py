@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdns.corefile import Token
+from kdns.hostport import show
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,7 @@ class UpstreamAddr:
 
     @property
     def label(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return show(self.host, self.port)
 
 
 def _digits(text: str) -> bool:
@@ -27,9 +28,9 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _host_port(tok: Token, text: str) -> UpstreamAddr | None:
+def _host_port(tok: Token, text: str, default_port: int = 53) -> UpstreamAddr | None:
     """`IP`, `IP:PORT`, `[IPv6]:PORT` -> address; None if `text` is no address at all."""
-    host, port = text, 53
+    host, port = text, default_port
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
@@ -64,12 +65,11 @@ def _scheme_upstream(tok: Token, scheme: str, rest: str) -> UpstreamAddr:
         else:
             after_port = after if sep else ""
             rest = f"{head}:{after_port}" if after_port else head
-    found = _host_port(tok, rest)
+    found = _host_port(tok, rest, 853 if scheme == "tls" else 53)
     if found is None or (name is not None and not name):
         raise tok.error(f"upstream {tok.text!r} is not an IP address")
     if scheme == "tls":
-        port = 853 if found.port == 53 and not rest.endswith(":53") else found.port
-        return UpstreamAddr(found.host, port, tls=True, server_name=name)
+        return UpstreamAddr(found.host, found.port, tls=True, server_name=name)
     return found
 
 

@@ -15,6 +15,7 @@ import ssl
 import struct
 
 from kdns.dns.wire import Message
+from kdns.hostport import show
 from kdns.transport.client import ExchangeError, Question, encode, matches, new_id
 
 
@@ -111,7 +112,7 @@ class TlsUpstream:
                     self._last_used = loop.time()
         except TimeoutError:
             raise ExchangeError(
-                f"tls: no reply from {self.host}:{self.port} in {timeout:g}s"
+                f"tls: no reply from {show(self.host, self.port)} in {timeout:g}s"
             ) from None
         except (OSError, ssl.SSLError) as exc:
             raise ExchangeError(f"tls: {exc}") from exc
