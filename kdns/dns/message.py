@@ -19,7 +19,9 @@ SERVFAIL = 2
 NXDOMAIN = 3
 NOTIMP = 4
 REFUSED = 5
+NOTAUTH = 9
 BADVERS = 16
+BADKEY = 17  # a TSIG error (RFC 8945): the key is not known
 
 RCODE_NAMES = {
     NOERROR: "NOERROR",
@@ -31,7 +33,7 @@ RCODE_NAMES = {
     6: "YXDOMAIN",
     7: "YXRRSET",
     8: "NXRRSET",
-    9: "NOTAUTH",
+    NOTAUTH: "NOTAUTH",
     10: "NOTZONE",
     BADVERS: "BADVERS",
 }

@@ -31,11 +31,13 @@ NSEC = 47
 DNSKEY = 48
 NSEC3 = 50
 HTTPS = 65
+TSIG = 250
 IXFR = 251
 AXFR = 252
 ANY = 255
 
 CLASS_IN = 1
+CLASS_ANY = 255
 
 TYPE_NAMES: dict[int, str] = {
     A: "A",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kdns.dns import names
 from kdns.dns.message import (
+    BADKEY,
     BADVERS,
     EDNS_DO,
     FLAG_AA,
@@ -23,17 +24,13 @@ from kdns.dns.message import (
     FLAG_RD,
     FLAG_TC,
     FORMERR,
+    NOTAUTH,
     NOTIMP,
     Edns,
     Reply,
     Request,
 )
-from kdns.dns.records import CNAME, MX, NS, OPT, PTR, RR, SOA, SRV
-
-TSIG = 250
-CLASS_ANY = 255
-NOTAUTH = 9
-BADKEY = 17  # TSIG error: the key is not known
+from kdns.dns.records import CLASS_ANY, CNAME, MX, NS, OPT, PTR, RR, SOA, SRV, TSIG
 
 _HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")
