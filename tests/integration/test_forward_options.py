@@ -41,11 +41,18 @@ def test_read_timeout_and_source_address_are_read() -> None:
     assert cfg.source_address == "::1"
 
 
-def test_force_tcp_wins_over_prefer_udp() -> None:
-    cfg: ForwardConfig = parse_directive(
-        "forward . 127.0.0.1 {\n force_tcp\n prefer_udp\n}", "forward"
-    )
-    assert cfg.force_tcp and cfg.prefer_udp  # the query path checks force_tcp first
+async def test_force_tcp_wins_over_prefer_udp(tmp_path: Path) -> None:
+    async with fake_upstream() as up:
+        up.add("www.example.test.", "A", "192.0.2.10")
+        corefile = (
+            f".:PORT {{\n bind 127.0.0.1\n"
+            f" forward . 127.0.0.1:{up.port} {{\n  force_tcp\n  prefer_udp\n }}\n}}\n"
+        )
+        async with running_kdns(corefile, tmp_path) as srv:
+            for tcp in (False, True):
+                msg = await ask(srv.port, "www.example.test.", "A", tcp=tcp)
+                assert [r[2] for r in rrs(msg)] == ["192.0.2.10"]
+        assert [p for _, _, p in up.received] == ["tcp", "tcp"]
 
 
 @pytest.mark.parametrize(
