@@ -318,13 +318,13 @@ class ForwardPlugin:
         self._shared: dict[tuple[object, ...], asyncio.Task[Reply]] = {}
         self._timers: dict[tuple[str, str], object] = {}
 
-    def _wanted(self, name: str) -> bool:
+    def wanted(self, name: str) -> bool:
         if names.longest_zone(name, self.config.zones) is None:
             return False
         return not (self.config.ignored and names.longest_zone(name, self.config.ignored))
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
-        if not self._wanted(request.name):
+        if not self.wanted(request.name):
             return await call_next(request)
         memo.deny()  # an upstream's answer has its own lifetime: only a cache may re-serve it
         cfg = self.config
@@ -426,8 +426,42 @@ class ForwardPlugin:
             task.cancel()
 
 
-def build(config: ForwardConfig, ctx: BuildContext) -> ForwardPlugin:
+@dataclass(frozen=True, slots=True)
+class ForwardSet:
+    """Several `forward` directives in one block (CoreDNS 1.12+), each for its FROM zones."""
+
+    configs: tuple[ForwardConfig, ...]
+
+
+def merge(first: ForwardConfig | ForwardSet, later: ForwardConfig) -> ForwardSet:
+    configs = first.configs if isinstance(first, ForwardSet) else (first,)
+    return ForwardSet((*configs, later))
+
+
+class ForwardChain:
+    """The block's forwards, the one with the longest FROM zone matching a name first; a name
+    none of them wants goes to the next plugin."""
+
+    name = "forward"
+
+    def __init__(self, plugins: list[ForwardPlugin]) -> None:
+        self.plugins = sorted(plugins, key=lambda p: -max(len(z) for z in p.config.zones))
+
+    async def __call__(self, request: Request, call_next: Handler) -> Reply:
+        for fwd in self.plugins:
+            if fwd.wanted(request.name):
+                return await fwd(request, call_next)
+        return await call_next(request)
+
+    async def stop(self) -> None:
+        for fwd in self.plugins:
+            await fwd.stop()
+
+
+def build(config: ForwardConfig | ForwardSet, ctx: BuildContext) -> ForwardPlugin | ForwardChain:
+    if isinstance(config, ForwardSet):
+        return ForwardChain([ForwardPlugin(c, ctx) for c in config.configs])
     return ForwardPlugin(config, ctx)
 
 
-SPEC = PluginSpec("forward", parse, build)
+SPEC = PluginSpec("forward", parse, build, repeatable=True, merge=merge)

@@ -77,3 +77,27 @@ def test_an_empty_resolv_conf_counts_for_nothing(tmp_path: Path) -> None:
     assert [u.host for u in fwd.upstreams] == ["127.0.0.1"]
     with pytest.raises(CorefileError, match="no valid upstream addresses found"):
         from_text(".:53 {\n forward . empty.conf\n}\n", path)
+
+
+async def test_several_forwards_longest_zone_first(tmp_path: Path) -> None:
+    async with fake_upstream() as root, fake_upstream() as zone, fake_upstream() as sub:
+        for up, ip in ((root, "192.0.2.1"), (zone, "192.0.2.2"), (sub, "192.0.2.3")):
+            for name in ("www.sub.example.test.", "www.example.test.", "www.other.test."):
+                up.add(name, "A", ip)
+        corefile = (
+            ".:PORT {\n bind 127.0.0.1\n"
+            f" forward . 127.0.0.1:{root.port}\n"
+            f" forward sub.example.test 127.0.0.1:{sub.port}\n"
+            f" forward example.test 127.0.0.1:{zone.port}\n}}\n"
+        )
+        async with running_kdns(corefile, tmp_path) as srv:
+            got = {}
+            for name in ("www.sub.example.test.", "www.example.test.", "www.other.test."):
+                msg = await ask(srv.port, name, "A")
+                got[name] = [r[2] for r in rrs(msg)]
+        assert got == {
+            "www.sub.example.test.": ["192.0.2.3"],
+            "www.example.test.": ["192.0.2.2"],
+            "www.other.test.": ["192.0.2.1"],
+        }
+        assert [len(u.received) for u in (root, zone, sub)] == [1, 1, 1]

@@ -35,10 +35,6 @@ _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
     "zonal names (pin/prefer._zone) not implemented yet": (
         "kubernetes: TestKubernetesParseZonal (line 839)",
     ),
-    "several forward directives per block not implemented yet": (
-        "forward: TestSetup (line 47)",
-        "forward: TestMultiForward (line 545)",
-    ),
     "DNS over HTTPS upstreams (https://) not implemented yet": (
         "forward: TestSetup (line 50)",
         "forward: TestSetupDOHHealthcheckTLSConfig (line 933)",
