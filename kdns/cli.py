@@ -50,7 +50,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(
             f"{block.file}:{block.line}: zones {' '.join(block.zones)} port {block.port}: {names}"
         )
-    print(f"{args.conf}: OK")
+    n = len(config.blocks)
+    print(f"{args.conf}: OK, no errors found ({n} server block{'s' if n != 1 else ''})")
     return 0
 
 

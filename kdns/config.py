@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kdns import corefile
-from kdns.corefile import CorefileError, Directive, ServerBlock, Token
+from kdns.corefile import CorefileError, CorefileErrors, Directive, ServerBlock, Token
 from kdns.plugins import directives, parsing
 from kdns.plugins.base import BlockInfo
 
@@ -87,58 +87,101 @@ def parse_key(tok: Token, default_port: int) -> Address:
 
 
 def build_block(block: ServerBlock, default_port: int = DEFAULT_PORT) -> BlockConfig:
-    addrs = [parse_key(k, default_port) for k in block.keys]
-    ports = {a.port for a in addrs}
+    """The block's meaning; every bad key and directive is reported, not only the first."""
+    config, errors = _build_block(block, default_port)
+    CorefileErrors.raise_if(errors)
+    return config
+
+
+def _build_block(block: ServerBlock, default_port: int) -> tuple[BlockConfig, list[CorefileError]]:
+    """The block with the directives that parsed, and the problems of the others."""
+    errors: list[CorefileError] = []
+    addrs: list[Address] = []
+    for k in block.keys:
+        try:
+            addrs.append(parse_key(k, default_port))
+        except CorefileError as exc:
+            errors.append(exc)
+    ports = {a.port for a in addrs} or {default_port}
     if len(ports) > 1:
-        raise CorefileError(
-            block.file, block.line, "all keys of one server block must use the same port"
+        errors.append(
+            CorefileError(
+                block.file, block.line, "all keys of one server block must use the same port"
+            )
         )
     zones: list[str] = []
     for a in addrs:
         for z in a.zones:
             if z not in zones:
                 zones.append(z)
-    info = BlockInfo(tuple(zones), ports.pop(), block.file, block.line)
+    # Directives are still checked when a key is bad: against the root zone if no key is left.
+    info = BlockInfo(tuple(zones) or (".",), min(ports), block.file, block.line)
     entries: list[Entry] = []
     seen: dict[str, Directive] = {}
     for d in block.directives:
-        spec = directives.spec(d.name)
-        if spec is None:
-            if directives.known_directive(d.name):
-                raise d.error(f'directive "{d.name}" is not supported yet')
-            raise d.error(f'unknown directive "{d.name}"')
-        if d.name in seen and not spec.repeatable:
-            first = seen[d.name]
-            raise d.error(
-                f'directive "{d.name}" can only be used once per server block '
-                f"(first at {first.file}:{first.line})"
-            )
-        parsed = spec.parse(d, info)
-        if d.name in seen and spec.merge is not None:
-            i = next(i for i, e in enumerate(entries) if e.name == d.name)
-            entries[i] = Entry(d.name, spec.merge(entries[i].config, parsed), entries[i].directive)
-            continue
-        seen[d.name] = d
-        entries.append(Entry(d.name, parsed, d))
+        try:
+            _add_entry(d, info, entries, seen)
+        except CorefileError as exc:
+            # A directive's parse looks at its own tokens only: the next one is still checked.
+            _extend(errors, exc)
     entries.sort(key=lambda e: directives.position(e.name))
-    return BlockConfig(info.zones, info.port, tuple(entries), block.file, block.line)
+    # Only the zones of keys that parsed take part in the overlap check.
+    built = BlockConfig(tuple(zones), info.port, tuple(entries), block.file, block.line)
+    return built, errors
+
+
+def _add_entry(
+    d: Directive, info: BlockInfo, entries: list[Entry], seen: dict[str, Directive]
+) -> None:
+    spec = directives.spec(d.name)
+    if spec is None:
+        if directives.known_directive(d.name):
+            raise d.error(f'directive "{d.name}" is not supported yet')
+        raise d.error(f'unknown directive "{d.name}"')
+    if d.name in seen and not spec.repeatable:
+        first = seen[d.name]
+        raise d.error(
+            f'directive "{d.name}" can only be used once per server block '
+            f"(first at {first.file}:{first.line})"
+        )
+    parsed = spec.parse(d, info)
+    if d.name in seen and spec.merge is not None:
+        i = next(i for i, e in enumerate(entries) if e.name == d.name)
+        entries[i] = Entry(d.name, spec.merge(entries[i].config, parsed), entries[i].directive)
+        return
+    seen[d.name] = d
+    entries.append(Entry(d.name, parsed, d))
+
+
+def _extend(errors: list[CorefileError], exc: CorefileError) -> None:
+    errors.extend(exc.errors if isinstance(exc, CorefileErrors) else (exc,))
 
 
 def from_text(text: str, path: str = "Corefile") -> Config:
-    blocks = tuple(build_block(b) for b in corefile.parse(text, path))
+    """The configuration of a Corefile; raises CorefileError (CorefileErrors for several)."""
+    errors: list[CorefileError] = []
+    blocks: list[BlockConfig] = []
+    for server in corefile.parse(text, path):
+        built, problems = _build_block(server, DEFAULT_PORT)
+        blocks.append(built)
+        errors.extend(problems)
     seen: dict[tuple[str, int], BlockConfig] = {}
     for b in blocks:
         for z in b.zones:
             if (z, b.port) in seen:
                 other = seen[(z, b.port)]
-                raise CorefileError(
-                    b.file,
-                    b.line,
-                    f"zone {z} on port {b.port} is already served by the block at "
-                    f"{other.file}:{other.line}",
+                errors.append(
+                    CorefileError(
+                        b.file,
+                        b.line,
+                        f"zone {z} on port {b.port} is already served by the block at "
+                        f"{other.file}:{other.line}",
+                    )
                 )
             seen[(z, b.port)] = b
-    return Config(path, blocks, hashlib.sha512(text.encode()).hexdigest())
+    errors.sort(key=lambda e: (e.file != path, e.file, e.line))
+    CorefileErrors.raise_if(errors)
+    return Config(path, tuple(blocks), hashlib.sha512(text.encode()).hexdigest())
 
 
 def load(path: str | Path) -> Config:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,6 +29,30 @@ class CorefileError(Exception):
         self.file = file
         self.line = line
         self.message = message
+
+
+class CorefileErrors(CorefileError):
+    """Several problems found in one pass: `str()` is one `file:line: message` per line.
+
+    It is a CorefileError about the first problem, so a caller that handles one handles all.
+    """
+
+    def __init__(self, errors: Sequence[CorefileError]) -> None:
+        first = errors[0]
+        super().__init__(first.file, first.line, first.message)
+        self.args = ("\n".join(str(e) for e in errors),)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @staticmethod
+    def raise_if(errors: Sequence[CorefileError]) -> None:
+        """Raise the one error as it is, several as CorefileErrors, none: nothing."""
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise CorefileErrors(errors)
 
 
 @dataclass(frozen=True, slots=True)

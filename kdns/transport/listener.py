@@ -6,9 +6,13 @@ sockets. Host "" means every interface: IPv6 dual-stack where the host has it, e
 
 from __future__ import annotations
 
+import logging
 import socket
 
+from kdns.hostport import show
 from kdns.transport import tcp, udp
+
+log = logging.getLogger("kdns")
 
 ListenKey = tuple[str, int]
 
@@ -44,6 +48,7 @@ class Listener:
         except BaseException:
             self.udp.close()
             raise
+        log.info("dns: listening on %s (udp, tcp)", show(host, port))
 
     def stop_accepting(self) -> None:
         """Answer what was accepted, take nothing new (UDP drops, the TCP socket closes)."""

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,30 @@ def test_version() -> None:
 def test_check_accepts_the_bundled_corefile() -> None:
     out = kdns("check", "--conf", "Corefile")
     assert out.returncode == 0, out.stderr
-    assert "OK" in out.stdout
+    assert out.stdout.splitlines()[-1] == "Corefile: OK, no errors found (1 server block)"
+
+
+def test_check_reports_every_error_in_one_pass(tmp_path: Path) -> None:
+    conf = tmp_path / "Corefile"
+    conf.write_text(
+        ".:53 {\n    errors\n    kubernets cluster.local\n    cache -5\n    forward . 1.2.3.4\n}\n"
+        "example.org:99999 {\n    ttl\n}\n"
+        "example.net:53 {\n    health :8080 :8081\n}\n"
+        ".:53 {\n    frobnicate\n}\n"
+    )
+    out = kdns("check", "--conf", str(conf))
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f'{conf}:3: unknown directive "kubernets"',
+        f"{conf}:4: cache TTL must be between 1 and 2147483648, got -5",
+        f"{conf}:7: invalid port '99999' in server key 'example.org:99999'",
+        f'{conf}:8: unknown directive "ttl"',
+        f"{conf}:11: wrong number of arguments for health: "
+        "usage: health [ADDRESS] { lameduck DURATION }",
+        f"{conf}:13: zone . on port 53 is already served by the block at {conf}:1",
+        f'{conf}:14: unknown directive "frobnicate"',
+    ]
 
 
 def test_check_names_file_and_line_of_a_typo(tmp_path: Path) -> None:
@@ -65,6 +89,9 @@ def test_serve_answers_dig_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     with_bundled_cluster(tmp_path)
     text = (ROOT / "Corefile").read_text().replace("1053", str(port))
+    http = {default: free_port() for default in (8080, 8181, 9153)}
+    for default, chosen in http.items():
+        text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{chosen}")
     text = text.replace("examples/cluster.yaml", "cluster.yaml")
     # Nothing here should go upstream; if it did, it must stay on loopback (nothing listens).
     text = text.replace("/etc/resolv.conf", "127.0.0.1:9")
@@ -91,6 +118,12 @@ def test_serve_answers_dig_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert tcp.strip() == "10.244.1.10"
         nx = dig(port, "nope.default.svc.cluster.local")
         assert "status: NXDOMAIN" in nx
+        # The operational surface README describes, on loopback.
+        for default, path in ((8080, "/health"), (8181, "/ready"), (9153, "/metrics")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{http[default]}{path}", timeout=5) as r:
+                assert r.status == 200
+                if path == "/metrics":
+                    assert b"coredns_dns_requests_total" in r.read()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -99,6 +132,10 @@ def test_serve_answers_dig_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             proc.kill()
             raise
     assert proc.returncode == 0, err
+    # Startup names every address it listens on, DNS and HTTP.
+    assert f"dns: listening on 127.0.0.1:{port} (udp, tcp)" in err
+    for default, path in ((8080, "/health"), (8181, "/ready"), (9153, "/metrics")):
+        assert f"http: listening on 127.0.0.1:{http[default]} ({path})" in err
 
 
 def test_serve_refuses_a_broken_corefile(tmp_path: Path) -> None:
