@@ -172,6 +172,9 @@ class Answer:
     tc: bool = False
     unknown: bool = False  # offline: the name would go upstream; nothing is known about it
     note: str = ""
+    failure: str = ""  # no reply: what the socket said (REFUSED, RESET, ...); "" a timeout
+    # glibc saw ECONNREFUSED (no server reached): res_search gives up at once
+    unreachable: bool = False
 
     def addresses(self, qtype: int) -> list[str]:
         return [text for t, text in self.records if t == qtype]
@@ -180,7 +183,9 @@ class Answer:
     def rcode_text(self) -> str:
         if self.unknown:
             return "UPSTREAM?"
-        return "TIMEOUT" if self.rcode is None else rcode_name(self.rcode)
+        if self.rcode is None:
+            return self.failure or "TIMEOUT"
+        return rcode_name(self.rcode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,8 @@ def step_decision(resolver: str, replies: Sequence[tuple[int, Answer]], first_as
         return FOUND
     if first_as_is:
         return NEXT  # res_search goes on to the search list whatever the name as typed got
+    if any(a.unreachable for _, a in replies):
+        return FAIL  # __res_context_search returns TRY_AGAIN on ECONNREFUSED, no as-typed try
     first = replies[0][1]
     code = first.rcode
     if code == NOERROR and len(replies) > 1:
@@ -438,6 +445,17 @@ def advise(
                 "servfail",
                 "musl re-sends a SERVFAIL query until its timeout (5 s by default) and then "
                 "fails with 'Try again' instead of moving on; glibc would try the next name.",
+            )
+        )
+    last_step = [q.answer for q in walk.queries if q.step == len(steps)]
+    if result.status == "error" and all(a.rcode is None and not a.unknown for a in last_step):
+        seen = "; ".join(dict.fromkeys(f"{a.rcode_text}: {a.note}" for a in last_step))
+        out.append(
+            Advice(
+                "no-reply",
+                f"The DNS server sent no reply ({seen}), so the lookup fails with "
+                f"'{result.message}' whatever the name: check that it listens on that address "
+                "and port (UDP and TCP) and that nothing in between drops DNS.",
             )
         )
     if walk.wasted == 0 or typed.endswith("."):

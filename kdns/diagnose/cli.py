@@ -14,7 +14,7 @@ from typing import Any
 from kdns.cluster import search
 from kdns.cluster.search import RESOLVERS, Walk
 from kdns.diagnose import report
-from kdns.diagnose.sources import Live, Offline, SourceError, parse_server
+from kdns.diagnose.sources import Live, Offline, SourceError, resolve_server
 from kdns.dns import records as rr
 
 
@@ -80,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--ndots must be between 0 and {search.MAX_NDOTS}")
     offline: Offline | None = None
     live: Live | None = None
-    if args.server:
+    if not args.timeout > 0:
+        return _fail("--timeout must be a positive number of seconds")
+    if args.server is not None:
         try:
-            host, port = parse_server(args.server)
+            host, port = resolve_server(args.server)
         except ValueError as exc:
             return _fail(str(exc))
         live = Live(host, port, args.resolver, args.timeout, args.tcp)

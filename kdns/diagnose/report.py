@@ -104,6 +104,10 @@ def as_json(walk: Walk, advice: Sequence[Advice], extra: dict[str, Any]) -> str:
                 "answers": [text for _, text in q.answer.records],
                 "tc": q.answer.tc,
                 "note": q.answer.note or None,
+                # live mode, no reply: TIMEOUT or what the socket said (REFUSED, RESET, ...)
+                "error": None
+                if q.answer.rcode is not None or q.answer.unknown
+                else q.answer.rcode_text,
                 "time_ms": None if q.seconds is None else round(q.seconds * 1000, 3),
             }
             for q in walk.queries

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import random
+import socket
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kdns.cluster import answer as cluster_answer
 from kdns.cluster.index import ClusterIndex, IndexBuilder
@@ -135,13 +137,36 @@ def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
         if not port_text.isdigit():
             raise ValueError(f"invalid port in {text!r}")
         port = int(port_text)
-    if not host or not 0 < port < 65536:
-        raise ValueError(f"invalid server {text!r}")
+    if not host:
+        raise ValueError(f"--server needs HOST[:PORT], got {text!r}")
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid port in {text!r}")
     return host, port
 
 
+def resolve_server(text: str) -> tuple[str, int]:
+    """`--server` as an address to send to: a name is resolved once, here (ValueError if not)."""
+    host, port = parse_server(text)
+    if all(label.isdigit() for label in host.split(".")):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"--server {text}: {host} is not a valid IPv4 address") from None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ValueError(
+            f"--server {text}: {host!r} is not an IP address and does not resolve ({why})"
+        ) from None
+    return str(infos[0][4][0]), port
+
+
+_Reply = tuple[bytes, float] | Exception
+
+
 class _StepProtocol(asyncio.DatagramProtocol):
-    def __init__(self, waiting: dict[int, asyncio.Future[tuple[bytes, float]]]) -> None:
+    def __init__(self, waiting: dict[int, asyncio.Future[_Reply]]) -> None:
         self.waiting = waiting
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -151,9 +176,20 @@ class _StepProtocol(asyncio.DatagramProtocol):
         if fut is not None and not fut.done():
             fut.set_result((data, time.perf_counter()))
 
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable or a failed send. glibc's socket is connected too, so it sees
+        # the same error and stops waiting for this server.
+        for fut in self.waiting.values():
+            if not fut.done():
+                fut.set_result(exc)
+
 
 class Live:
-    """Sends each step's queries to a DNS server, as the chosen library would."""
+    """Sends each step's queries to a DNS server, as the chosen library would.
+
+    Every failure becomes an Answer without an rcode that says what the socket reported, so the
+    walk goes on (or stops) as the library would; nothing here raises for a bad server.
+    """
 
     def __init__(
         self, host: str, port: int, resolver: str, timeout: float = 2.0, tcp: bool = False
@@ -164,17 +200,34 @@ class Live:
         self.timeout = timeout
         self.tcp = tcp  # everything over TCP: kubectl port-forward carries nothing else
 
+    def _failed(self, exc: BaseException, tcp: bool) -> Answer:
+        if isinstance(exc, TimeoutError):
+            return Answer(None, note=f"no reply within {self.timeout:g} s")
+        if isinstance(exc, ConnectionRefusedError):
+            why = "TCP connection refused" if tcp else "ICMP port unreachable"
+            return Answer(None, note=why, failure="REFUSED", unreachable=True)
+        if isinstance(exc, ConnectionResetError):
+            return Answer(None, note="connection reset by the server", failure="RESET")
+        if isinstance(exc, asyncio.IncompleteReadError):
+            return Answer(None, note="connection closed before a whole reply", failure="CLOSED")
+        text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        # Over UDP, glibc reports any failure that is not a timeout as ECONNREFUSED.
+        return Answer(None, note=text, failure="ERROR", unreachable=not tcp)
+
     async def ask_step(
         self, qname: str, qtypes: Sequence[int]
     ) -> tuple[list[Answer], list[float | None]]:
         if self.tcp:
             return await self._all_tcp(qname, qtypes)
         loop = asyncio.get_running_loop()
-        waiting: dict[int, asyncio.Future[tuple[bytes, float]]] = {}
+        waiting: dict[int, asyncio.Future[_Reply]] = {}
         ids = random.sample(range(1, 65536), len(qtypes))
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _StepProtocol(waiting), remote_addr=(self.host, self.port)
-        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _StepProtocol(waiting), remote_addr=(self.host, self.port)
+            )
+        except OSError as exc:
+            return [self._failed(exc, tcp=False) for _ in qtypes], [None for _ in qtypes]
         sent: list[float] = []
         try:
             for mid, qtype in zip(ids, qtypes, strict=True):
@@ -182,25 +235,24 @@ class Live:
                 # No EDNS: glibc and musl send plain 512-byte queries.
                 transport.sendto(wire.encode_query(qname, qtype, mid, edns_size=None))
                 sent.append(time.perf_counter())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeout):
-                    await asyncio.gather(*waiting.values())
+            await asyncio.wait(list(waiting.values()), timeout=self.timeout)
         finally:
             transport.close()
         answers: list[Answer] = []
         took: list[float | None] = []
         for i, (mid, qtype) in enumerate(zip(ids, qtypes, strict=True)):
             fut = waiting[mid]
-            if not fut.done():
-                answers.append(Answer(None, note="no reply"))
+            got = fut.result() if fut.done() else TimeoutError()
+            if isinstance(got, Exception):
+                answers.append(self._failed(got, tcp=False))
                 took.append(None)
                 continue
-            data, at = fut.result()
+            data, at = got
             ans = self._decode(data, qname, qtype)
             elapsed: float | None = at - sent[i]
             if ans.tc and self.resolver == GLIBC:
                 start = time.perf_counter()
-                ans = await self._tcp(qname, qtype)
+                ans = await self._tcp(qname, qtype, retry=True)
                 elapsed = (elapsed or 0.0) + time.perf_counter() - start
             answers.append(ans)
             took.append(elapsed)
@@ -213,7 +265,7 @@ class Live:
         took: list[float | None] = []
         for qtype in qtypes:
             start = time.perf_counter()
-            ans = await self._tcp(qname, qtype, note="")
+            ans = await self._tcp(qname, qtype)
             answers.append(ans)
             took.append(None if ans.rcode is None else time.perf_counter() - start)
         return answers, took
@@ -228,9 +280,7 @@ class Live:
             return Answer(None, note="reply for another question (ignored)")
         return Answer(msg.rcode, _records(msg.answer), tc=msg.tc)
 
-    async def _tcp(
-        self, qname: str, qtype: int, note: str = "after TCP retry (reply was truncated)"
-    ) -> Answer:
+    async def _tcp(self, qname: str, qtype: int, retry: bool = False) -> Answer:
         mid = random.randrange(1, 65536)
         query = wire.encode_query(qname, qtype, mid, edns_size=None)
         try:
@@ -246,6 +296,11 @@ class Live:
                     with contextlib.suppress(OSError):
                         await writer.wait_closed()
         except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-            return Answer(None, note=f"TCP retry failed: {exc or type(exc).__name__}")
+            failed = self._failed(exc, tcp=True)
+            if retry:
+                failed = replace(failed, note=f"TCP retry (reply was truncated): {failed.note}")
+            return failed
         ans = self._decode(data, qname, qtype)
-        return Answer(ans.rcode, ans.records, ans.tc, note=ans.note or note)
+        if retry and not ans.note:
+            ans = replace(ans, note="after TCP retry (reply was truncated)")
+        return ans

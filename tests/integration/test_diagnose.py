@@ -3,14 +3,12 @@ running kdns and a misbehaving upstream; and the server's search-path metric wit
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from kdns.cluster import search
 from tests.support.client import ask
+from tests.support.diagnose import diagnose, diagnose_json
 from tests.support.server import running_kdns
 from tests.support.upstream import fake_upstream
 
@@ -50,30 +48,6 @@ COREFILE = """\
     }
 }
 """
-
-
-async def diagnose(*args: str, cwd: Path = ROOT) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kdns",
-        "diagnose",
-        *args,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def diagnose_json(*args: str, cwd: Path = ROOT) -> dict[str, Any]:
-    code, out, err = await diagnose(*args, "--json", cwd=cwd)
-    assert code == 0, err
-    doc: dict[str, Any] = json.loads(out)
-    return doc
 
 
 def pairs(doc: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -254,6 +254,23 @@ def test_timeout_counts_as_no_reply() -> None:
     assert walk.queries[0].answer.rcode_text == "TIMEOUT"
 
 
+def test_glibc_ends_the_lookup_when_no_server_is_reached() -> None:
+    # __res_context_search: ECONNREFUSED returns TRY_AGAIN from inside the search loop, so the
+    # name as typed is not tried either; a name tried as typed first still goes on to the list.
+    conf = search.pod_resolv_conf("ns")
+    refused = Answer(None, note="ICMP port unreachable", failure="REFUSED", unreachable=True)
+    walk = run(Walk(conf, "x.y", GLIBC), lambda q, t: refused)
+    assert [c.name for c, _ in walk.steps] == ["x.y.ns.svc.cluster.local."]
+    assert walk.result is not None and "EAI_AGAIN" in walk.result.message
+    assert walk.queries[0].answer.rcode_text == "REFUSED"
+    assert [a.kind for a in search.advise(walk)] == ["no-reply"]
+    deep = run(Walk(conf, "a.b.c.d.e.f", GLIBC, (rr.A,)), lambda q, t: refused)
+    assert [c.name for c, _ in deep.steps] == ["a.b.c.d.e.f.", "a.b.c.d.e.f.ns.svc.cluster.local."]
+    reset = Answer(None, failure="RESET")  # not ECONNREFUSED: like a timeout
+    walk = run(Walk(conf, "x.y", GLIBC), lambda q, t: reset)
+    assert [c.name for c, _ in walk.steps] == ["x.y.ns.svc.cluster.local.", "x.y."]
+
+
 def test_musl_res_search_for_other_types_does_not_search() -> None:
     conf = search.pod_resolv_conf("ns")
     walk = run(Walk(conf, "_http._tcp.web", MUSL, (rr.SRV,)), lambda q, t: Answer(NXDOMAIN))
