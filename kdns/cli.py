@@ -50,9 +50,42 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(
             f"{block.file}:{block.line}: zones {' '.join(block.zones)} port {block.port}: {names}"
         )
+    errors, warnings = _check_snapshots(config)
+    if errors:
+        return 1
     n = len(config.blocks)
-    print(f"{args.conf}: OK, no errors found ({n} server block{'s' if n != 1 else ''})")
+    found = f"{n} server block{'s' if n != 1 else ''}"
+    if warnings:
+        found += f", {warnings} warning{'s' if warnings != 1 else ''}"
+    print(f"{args.conf}: OK, no errors found ({found})")
     return 0
+
+
+def _check_snapshots(config: Config) -> tuple[int, int]:
+    """Load each snapshot the Corefile names as `serve` would: (errors, warnings) printed."""
+    from kdns.sources import static
+
+    errors = warnings = 0
+    paths = [e.config.snapshot for b in config.blocks for e in b.all("kubernetes")]
+    for path in dict.fromkeys(p for p in paths if p):
+        try:
+            snap = static.load(path)
+        except static.SnapshotError as exc:
+            _warn(exc.warnings)
+            print(*exc.errors, sep="\n", file=sys.stderr)
+            errors += len(exc.errors)
+            warnings += len(exc.warnings)
+            continue
+        _warn(snap.warnings)
+        warnings += len(snap.warnings)
+        print(f"{path}: snapshot of {snap.summary()}")
+    return errors, warnings
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    for text in warnings:
+        where, _, message = text.partition(": ")
+        print(f"{where}: warning: {message}", file=sys.stderr)
 
 
 async def _serve(config: Config) -> int:

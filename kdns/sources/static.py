@@ -2,8 +2,9 @@
 
 The file holds Namespaces, Services, EndpointSlices, Pods (and legacy v1 Endpoints), as
 multi-document YAML or a `kind: List`, exactly as `kubectl get -o yaml` prints them. Other kinds are
-skipped. A file that fails to load keeps the last good snapshot serving, and the error names the
-file and line.
+skipped. Mistakes in the objects (kdns.sources.schema) are reported at their lines, all in one
+pass: warnings leave the file serving, errors refuse it and keep the last good snapshot serving.
+See docs/snapshot.md.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import json
 import logging
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,20 +27,37 @@ from kdns import heap
 from kdns.cluster import objects
 from kdns.cluster.index import IndexBuilder
 from kdns.cluster.objects import Endpoint, Namespace, ObjectError, Pod, Service, Slice
+from kdns.sources import schema
 
 log = logging.getLogger("kdns.snapshot")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 POLL_INTERVAL = 1.0
 COMPACT_MIN_BYTES = 1 << 20  # from this size, `parse_bytes` compacts what it returns
-KINDS = {"Namespace", "Service", "EndpointSlice", "Pod", "Endpoints"}
+KINDS = frozenset(schema.READ_KINDS)
 
 
 class SnapshotError(Exception):
-    def __init__(self, file: str, line: int, message: str) -> None:
-        super().__init__(f"{file}:{line}: {message}")
+    """A snapshot that cannot be served: each error as `file:line: message` (`file: ...` when
+    no line applies, as for a file that cannot be read)."""
+
+    def __init__(
+        self,
+        file: str,
+        line: int,
+        message: str,
+        errors: Sequence[str] = (),
+        warnings: Sequence[str] = (),
+    ) -> None:
+        self.errors = tuple(errors) or (f"{_where(file, line)}: {message}",)
+        self.warnings = tuple(warnings)  # found in the same pass, next to the errors
+        super().__init__("\n".join(self.errors))
         self.file = file
         self.line = line
+
+
+def _where(file: str, line: int) -> str:
+    return f"{file}:{line}" if line > 0 else file
 
 
 @dataclass(slots=True)
@@ -48,6 +66,7 @@ class Snapshot:
     services: list[Service] = field(default_factory=list)
     slices: list[Slice] = field(default_factory=list)
     pods: list[Pod] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # `file:line: message`, served anyway
 
     def load_into(self, builder: IndexBuilder) -> None:
         builder.replace_all("Namespace", self.namespaces)
@@ -56,6 +75,22 @@ class Snapshot:
         builder.replace_all("Pod", self.pods)
         for kind in ("Namespace", "Service", "EndpointSlice", "Pod"):
             builder.mark_synced(kind)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.services)} services, {len(self.slices)} endpointslices, "
+            f"{len(self.pods)} pods, {len(self.namespaces)} namespaces"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A problem of one object, located by its document and the path from that document."""
+
+    doc: int
+    path: schema.Path
+    message: str
+    error: bool
 
 
 def _endpoints_to_slices(obj: Mapping[str, Any]) -> list[Slice]:
@@ -86,16 +121,22 @@ def _endpoints_to_slices(obj: Mapping[str, Any]) -> list[Slice]:
     return out
 
 
-def _add(snap: Snapshot, obj: Any, file: str, line: int) -> None:
+def _add(snap: Snapshot, obj: Any, doc: int, where: schema.Path, found: list[_Found]) -> None:
     if not isinstance(obj, Mapping):
-        raise SnapshotError(file, line, "expected a Kubernetes object (a mapping with kind)")
+        found.append(_Found(doc, where, "expected a Kubernetes object (a mapping with kind)", True))
+        return
     kind = obj.get("kind")
-    if kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in obj):
-        return  # handled by the caller, which knows each item's line
     if not isinstance(kind, str):
-        raise SnapshotError(file, line, "object has no kind")
+        found.append(_Found(doc, where, "object has no kind", True))
+        return
     if kind not in KINDS:
-        log.debug("%s:%d: skipping %s (not used for DNS)", file, line, kind)
+        problem = schema.kind_problem(kind)
+        if problem is not None:
+            found.append(_Found(doc, (*where, "kind"), problem, False))
+        return
+    problems = schema.check(kind, obj)
+    found.extend(_Found(doc, (*where, *p.path), p.message, p.error) for p in problems)
+    if any(p.error for p in problems):
         return
     try:
         if kind == "Namespace":
@@ -109,7 +150,7 @@ def _add(snap: Snapshot, obj: Any, file: str, line: int) -> None:
         else:
             snap.slices.extend(_endpoints_to_slices(obj))
     except (ObjectError, AttributeError, TypeError) as exc:
-        raise SnapshotError(file, line, f"invalid {kind}: {exc}") from None
+        found.append(_Found(doc, where, f"invalid {schema.label_of(kind, obj)}: {exc}", True))
 
 
 def parse(text: str, file: str) -> Snapshot:
@@ -128,22 +169,33 @@ def _parse(text: str, file: str) -> Snapshot:
         except yaml.YAMLError as exc:
             raise _yaml_error(exc, file) from None
     snap = Snapshot()
-    try:
-        for data in docs:
-            if data is None:
-                continue
-            if isinstance(data, Mapping) and isinstance(data.get("items"), list):
-                items = data["items"]
-            elif isinstance(data, list):
-                items = data
-            else:
-                items = [data]
-            for item in items:
-                _add(snap, item, file, 0)
-    except SnapshotError:
-        del docs, snap
-        return _parse_located(text, file)  # the slow walk that knows every object's line
+    found: list[_Found] = []
+    for d, data in enumerate(docs):
+        if data is None:
+            continue
+        if isinstance(data, Mapping) and isinstance(data.get("items"), list):
+            for i, item in enumerate(data["items"]):
+                _add(snap, item, d, ("items", i), found)
+        elif isinstance(data, list):
+            for i, item in enumerate(data):
+                _add(snap, item, d, (i,), found)
+        else:
+            _add(snap, data, d, (), found)
+    del docs
+    if found:
+        _report(snap, found, text, file)
     return snap
+
+
+def _report(snap: Snapshot, found: list[_Found], text: str, file: str) -> None:
+    """Put each problem at its line; raise SnapshotError for errors, keep warnings in `snap`."""
+    lines = _lines(text, [(f.doc, f.path) for f in found])
+    located = sorted(zip(lines, found, strict=True), key=lambda x: x[0])
+    errors = [(line, f"{_where(file, line)}: {f.message}") for line, f in located if f.error]
+    warnings = [f"{_where(file, line)}: {f.message}" for line, f in located if not f.error]
+    if errors:
+        raise SnapshotError(file, errors[0][0], "", [text for _, text in errors], warnings)
+    snap.warnings.extend(warnings)
 
 
 def _json_docs(text: str) -> list[Any] | None:
@@ -189,47 +241,43 @@ def _yaml_error(exc: yaml.YAMLError, file: str) -> SnapshotError:
     return SnapshotError(file, 0, f"invalid YAML: {exc}")
 
 
-def _parse_located(text: str, file: str) -> Snapshot:
-    snap = Snapshot()
-    # libyaml's loader when PyYAML has it: several times faster and far lighter on big files.
+def _lines(text: str, wanted: list[tuple[int, schema.Path]]) -> list[int]:
+    """The line of each (document, path), from the YAML node tree (0 where none is known).
+
+    Only a file with problems pays for the node tree: the fast load keeps no positions.
+    """
+    roots: list[yaml.Node | None] = []
     loader = _Loader(text)
     try:
         while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            data = loader.construct_document(node)
-            line = node.start_mark.line + 1
-            if data is None:
-                continue
-            if isinstance(data, Mapping) and isinstance(data.get("items"), list):
-                item_nodes = _items_nodes(node)
-                for i, item in enumerate(data["items"]):
-                    item_line = item_nodes[i].start_mark.line + 1 if i < len(item_nodes) else line
-                    _add(snap, item, file, item_line)
-            elif isinstance(data, list):
-                for i, item in enumerate(data):
-                    item_line = node.value[i].start_mark.line + 1
-                    _add(snap, item, file, item_line)
-            else:
-                _add(snap, data, file, line)
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc, file) from None
+            roots.append(loader.get_node())
+    except yaml.YAMLError:
+        pass  # JSON that YAML reads differently: the problems are reported without a line
     finally:
         loader.dispose()
-    return snap
+    return [_line(roots[d], path) if d < len(roots) else 0 for d, path in wanted]
 
 
-def _items_nodes(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if (
-                isinstance(key, yaml.ScalarNode)
-                and key.value == "items"
-                and isinstance(value, yaml.SequenceNode)
-            ):
-                return list(value.value)
-    return []
+def _line(node: yaml.Node | None, path: schema.Path) -> int:
+    if node is None:
+        return 0
+    line = node.start_mark.line + 1
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(step):
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            if step >= len(node.value):
+                return line
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
 
 
 def load(path: str | Path) -> Snapshot:
@@ -283,7 +331,7 @@ class StaticSource:
             self._stat = stamp
         except OSError as exc:
             self._stat = None
-            self._fail(f"{self.path}:0: cannot read snapshot: {exc.strerror}")
+            self._fail((f"{self.path}: cannot read snapshot: {exc.strerror}",))
             return False
         digest = hashlib.sha256(raw).hexdigest()
         if digest == self._digest:
@@ -292,7 +340,9 @@ class StaticSource:
             snap = parse_bytes(raw, str(self.path))
         except SnapshotError as exc:
             self._digest = digest  # do not log the same broken content every second
-            self._fail(str(exc))
+            for warning in exc.warnings:
+                log.warning("%s", warning)
+            self._fail(exc.errors)
             return False
         self._digest = digest
         self.last_error = ""
@@ -301,22 +351,20 @@ class StaticSource:
         # The index now holds objects for as long as this snapshot serves: keep the cyclic GC
         # from walking them all again on every full collection (tens of ms at 100k endpoints).
         heap.freeze_young()
-        log.info(
-            "loaded snapshot %s: %d services, %d endpointslices, %d pods, %d namespaces",
-            self.path,
-            len(snap.services),
-            len(snap.slices),
-            len(snap.pods),
-            len(snap.namespaces),
-        )
+        for warning in snap.warnings:
+            log.warning("%s", warning)
+        log.info("loaded snapshot %s: %s", self.path, snap.summary())
         return True
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, errors: Sequence[str]) -> None:
+        message = "\n".join(errors)
+        if message == self.last_error:
+            return  # a file that stays missing or broken is said once, not every poll
         self.last_error = message
+        for error in errors:
+            log.error("%s", error)
         if self.builder.synced:
-            log.error("%s (still serving the last good snapshot)", message)
-        else:
-            log.error("%s", message)
+            log.error("%s: still serving the last good snapshot", self.path)
 
     async def run(self) -> None:
         while True:
