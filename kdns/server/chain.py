@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from kdns.dns.message import SERVFAIL, Reply, Request
@@ -14,10 +15,9 @@ async def _no_plugin(request: Request) -> Reply:
 
 
 def _link(plugin: Plugin, call_next: Handler) -> Handler:
-    async def handler(request: Request) -> Reply:
-        return await plugin(request, call_next)
-
-    return handler
+    # A partial, not a wrapping coroutine: calling it returns the plugin's own coroutine, so a
+    # chain of N plugins runs N coroutines per query, not 2N.
+    return functools.partial(plugin, call_next=call_next)
 
 
 def build(plugins: Sequence[Plugin]) -> Handler:

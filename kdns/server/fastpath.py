@@ -5,10 +5,13 @@ kept under the query's bytes after the ID (flags, counts, the question with its 
 the OPT record). The next identical query is answered by splicing its ID in front of the stored
 bytes, with no decoding, no plugins and no encoding: a few dictionary reads. Entries end when a
 plugin's validity check fails (a new index generation), at their deadline (a cache entry's end),
-or when the table is full. TTLs of cached answers count down: the stored bytes are re-stamped
-once a second. Replies whose address records loadbalance shuffles are kept once per rotation
-of those records, served in turn (round-robin). A hit only bumps a counter; plugins and the
-metrics recorder are told the counts in batches (`flush`), always before metrics are read.
+or when the table is full. Only a query asked before is stored (a doorkeeper of recently seen
+query hashes): a flood of names asked once, a random-subdomain attack or a search-list walk no
+pod repeats, costs no memory and cannot push out the names asked all day. TTLs of cached
+answers count down: the stored bytes are re-stamped once a second. Replies whose address
+records loadbalance shuffles are kept once per rotation of those records, served in turn
+(round-robin). A hit only bumps a counter; plugins and the metrics recorder are told the
+counts in batches (`flush`), always before metrics are read.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from kdns.dns.wire import Span
 from kdns.plugins.memo import Memo
 
 MAX_ENTRIES = 20_000  # the hot set of a cluster is a few thousand names; this bounds memory
+# Queries seen once are remembered (as hashes) in two generations of up to this many each; a
+# reply is stored only for a query seen before, so names asked once never take a slot.
+SEEN_PER_GENERATION = 1 << 16
 MAX_QUERY = 300  # longer queries (EDNS options, cookies) take the full path
 MAX_ROTATIONS = 16
 FLUSH_EVERY = 4096  # entries with unreported hits before counts are handed on anyway
@@ -69,6 +75,8 @@ class FastPath:
         # counts from then on (the metrics recorder resolves its counters once, not per query).
         self.on_first_hit: list[Callable[[Entry], Callable[[int], None] | None]] = []
         self._pending: list[Entry] = []
+        self._seen: set[int] = set()
+        self._seen_before: set[int] = set()
 
     def answer(self, data: bytes) -> bytes | None:
         """The reply for `data`, or None when the query must take the full path."""
@@ -123,6 +131,9 @@ class FastPath:
         now = self.clock()
         if memo.until <= now:
             return
+        key = query[2:]
+        if not self._admit(key):
+            return
         tail = reply[2:]
         tails: tuple[bytes, ...] = (tail,)
         if memo.shuffle:
@@ -141,7 +152,7 @@ class FastPath:
             # Drop the oldest tenth: cheap, and hot names come straight back.
             for key in list(itertools.islice(self.entries, self.max_entries // 10 or 1)):
                 del self.entries[key]
-        self.entries[query[2:]] = Entry(
+        self.entries[key] = Entry(
             tails,
             memo.until,
             _all(memo.checks),
@@ -152,8 +163,21 @@ class FastPath:
             born,
         )
 
+    def _admit(self, key: bytes) -> bool:
+        """True for a query seen before (or already stored); else remember it and say no."""
+        h = hash(key)  # bytes cache their hash: the dict insert that may follow reuses it
+        if h in self._seen or h in self._seen_before or key in self.entries:
+            return True
+        seen = self._seen
+        seen.add(h)
+        if len(seen) >= SEEN_PER_GENERATION:
+            self._seen_before, self._seen = seen, set()
+        return False
+
     def clear(self) -> None:
         self.entries.clear()
+        self._seen.clear()
+        self._seen_before.clear()
 
 
 def _restamp(entry: Entry, applied: int) -> None:

@@ -127,24 +127,32 @@ class BatchIO:
             raise OSError(err, "recvmmsg failed")
         return n
 
-    def serve(self, n: int, fast: Callable[[bytes], bytes | None]) -> list[tuple[bytes, bytes]]:
-        """Answer the first `n` received datagrams from `fast` and send those replies.
+    def serve(
+        self,
+        n: int,
+        fast: Callable[[bytes], bytes | None],
+        slow: Callable[[bytes, bytes], bytes | None],
+    ) -> None:
+        """Answer the first `n` received datagrams and send the replies in batches.
 
-        Returns (query, raw sockaddr) of the datagrams `fast` had no reply for. This loop is
-        the hot path of the whole server: it is written out flat, with everything it touches
-        in local variables (no per-datagram method calls besides `fast`).
+        Each datagram goes to `fast` (bytes only), and when it has no reply to `slow` (bytes
+        and the raw sockaddr), which returns a reply of at most SLOT bytes to send with the
+        batch or None (it sends itself later, or drops the query). This loop is the hot path
+        of the whole server: it is written out flat, with everything it touches in local
+        variables (no per-datagram method calls besides `fast`).
         """
         rview, sview, siov = self._rview, self._sview, self._siov_view
         pack_len = self._size_t.pack_into
         iov_size, iov_len_at = self._iov_size, self._iov_len_at
-        missed: list[tuple[bytes, bytes]] = []
         run = -1  # first slot of the current run of replies to send
         lengths = self._lens.iter_unpack(self._mview[: n * self._msg_size])
         for i, (length,) in enumerate(lengths):
             base = i * SLOT
             data = rview[base : base + length].tobytes()
             out = fast(data)
-            if out is not None and len(out) <= SLOT:
+            if out is None or len(out) > SLOT:
+                out = slow(data, self.name(i))
+            if out is not None:
                 sview[base : base + len(out)] = out
                 pack_len(siov, i * iov_size + iov_len_at, len(out))
                 if run < 0:
@@ -153,10 +161,8 @@ class BatchIO:
                 if run >= 0:
                     self.send(run, i - run)
                     run = -1
-                missed.append((data, self.name(i)))
         if run >= 0:
             self.send(run, n - run)
-        return missed
 
     def name(self, slot: int) -> bytes:
         """The raw sockaddr a datagram came from."""

@@ -3,7 +3,8 @@
 asyncio's datagram transport reads one datagram per loop turn into a fresh 256 KiB buffer; a
 reader callback that drains the socket until it would block costs a fraction of that. Each
 datagram is first offered to `fast` (synchronous: a reply served from bytes is sent at once); the
-rest start one task each, and when `max_inflight` tasks are already running the datagram is
+rest run the full path at once too (`kdns.eager`), and only a query that has to wait (forwarded
+upstream) becomes a task. When `max_inflight` such tasks are already running the datagram is
 dropped (the client retries), so overload never grows an unbounded queue.
 """
 
@@ -13,13 +14,15 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from kdns import eager
 from kdns.transport import mmsg
 
 log = logging.getLogger("kdns.udp")
 
-Serve = Callable[[bytes, str, str, int], Awaitable[bytes | None]]
+Serve = Callable[[bytes, str, str, int], Coroutine[Any, Any, bytes | None]]
 Fast = Callable[[bytes], bytes | None]
 MAX_INFLIGHT = 2048
 DRAIN_BATCH = 64  # datagrams read per wake-up before yielding to other work
@@ -53,7 +56,7 @@ class UdpServer:
         self.peak_inflight = 0
         self.dropped = 0
         self.accepting = True  # cleared at shutdown: accepted queries finish, new ones drop
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[bytes | None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._loop = asyncio.get_running_loop()
@@ -70,7 +73,7 @@ class UdpServer:
     def _readable_batched(self) -> None:
         io = self._io
         assert io is not None
-        fast = self.fast
+        fast = self.fast or _no_reply
         for _ in range(DRAIN_BATCH // mmsg.BATCH or 1):
             try:
                 n = io.receive()
@@ -82,22 +85,62 @@ class UdpServer:
             if not self.accepting:
                 self.dropped += n
                 continue
-            for data, name in io.serve(n, fast or _no_reply):
-                self._full_path(data, mmsg.address(name))
+            io.serve(n, fast, self._full_path_raw)
             if n < mmsg.BATCH:
                 return
 
-    def _full_path(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if self.inflight >= self.max_inflight:
+    def _full_path_raw(self, data: bytes, name: bytes) -> bytes | None:
+        out = self._full_path(data, mmsg.address(name))
+        if out is not None and len(out) > mmsg.SLOT:
+            self._send(out, mmsg.address(name))  # too big for a batch slot
+            return None
+        return out
+
+    def _full_path(self, data: bytes, addr: tuple[str | int, ...]) -> bytes | None:
+        """Answer `data` now if nothing has to wait (the reply is returned for the caller to
+        send), else leave a task to finish and send it (None). Only those tasks count
+        against `max_inflight`: queries answered at once hold nothing, so they are answered
+        even while waiting work is at its bound (and a query that would wait is dropped)."""
+        coro = self.serve(data, "udp", client_ip(str(addr[0])), int(addr[1]))
+        try:
+            result = eager.start(
+                coro, self._loop, "udp query", may_wait=self.inflight < self.max_inflight
+            )
+        except eager.WouldWait:
             self.dropped += 1
-            return
+            return None
+        except Exception:
+            log.exception("udp: failed to answer a datagram")
+            return None
+        if not isinstance(result, asyncio.Task):
+            return result
         self.inflight += 1
         if self.inflight > self.peak_inflight:
             self.peak_inflight = self.inflight
         self._idle.clear()
-        task = self._loop.create_task(self._answer(data, addr))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(result)
+        result.add_done_callback(lambda task: self._finished(task, addr))
+        return None
+
+    def _finished(self, task: asyncio.Task[bytes | None], addr: tuple[str | int, ...]) -> None:
+        self._tasks.discard(task)
+        self.inflight -= 1
+        if self.inflight == 0:
+            self._idle.set()
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("udp: failed to answer a datagram", exc_info=exc)
+            return
+        out = task.result()
+        if out is not None:
+            self._send(out, addr)
+
+    def _send(self, out: bytes, addr: tuple[str | int, ...]) -> None:
+        if not self._closed:
+            with contextlib.suppress(OSError):  # a full send buffer drops it; clients retry
+                self.sock.sendto(out, addr)
 
     def _readable(self) -> None:
         sock = self.sock
@@ -114,30 +157,16 @@ class UdpServer:
             if not self.accepting:
                 self.dropped += 1
                 continue
-            if fast is not None:
-                out = fast(data)
-                if out is not None:
-                    # A full send buffer drops the reply (the client retries). Not suppress():
-                    # entering a context manager costs as much as the rest of a fast answer.
-                    try:  # noqa: SIM105
-                        sock.sendto(out, addr)
-                    except OSError:
-                        pass
-                    continue
-            self._full_path(data, addr)
-
-    async def _answer(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        try:
-            out = await self.serve(data, "udp", client_ip(str(addr[0])), int(addr[1]))
-            if out is not None and not self._closed:
-                with contextlib.suppress(OSError):
-                    self.sock.sendto(out, addr)
-        except Exception:
-            log.exception("udp: failed to answer a datagram")
-        finally:
-            self.inflight -= 1
-            if self.inflight == 0:
-                self._idle.set()
+            out = fast(data) if fast is not None else None
+            if out is None:
+                out = self._full_path(data, addr)
+            if out is not None:
+                # A full send buffer drops the reply (the client retries). Not suppress():
+                # entering a context manager costs as much as the rest of a fast answer.
+                try:  # noqa: SIM105
+                    sock.sendto(out, addr)
+                except OSError:
+                    pass
 
     async def drain(self) -> None:
         """Wait until every accepted query has been answered."""

@@ -8,6 +8,7 @@ from kdns.dns import records as rr
 from kdns.dns import wire
 from kdns.dns.message import NOERROR, Reply, Request
 from kdns.plugins.memo import Memo
+from kdns.server import fastpath
 from kdns.server.fastpath import FastPath
 from tests.support.client import make_query
 
@@ -26,8 +27,38 @@ def _store(fp: FastPath, memo: Memo, answers: tuple[rr.RR, ...]) -> bytes:
     assert isinstance(req, Request)
     spans: list[wire.Span] = []
     out = wire.encode_spans(req, Reply(NOERROR, answers, aa=True), spans)
+    # Asked twice: only a query seen before is stored.
+    fp.store(q, out, memo, spans, None)
     fp.store(q, out, memo, spans, None)
     return q
+
+
+def test_a_query_is_stored_on_its_second_ask_only() -> None:
+    fp = FastPath(clock=Clock())
+    memo = Memo()
+    memo.allow()
+    q = make_query("web.shop.svc.cluster.local.", "A").to_wire()
+    req = wire.decode_query(q, "udp", "127.0.0.1")
+    assert isinstance(req, Request)
+    out = wire.encode(req, Reply(NOERROR, (rr.a("web.shop.svc.cluster.local.", 30, "10.0.0.1"),)))
+    fp.store(q, out, memo, [], None)
+    assert fp.answer(q) is None and not fp.entries
+    fp.store(q, out, memo, [], None)
+    assert fp.answer(q) is not None
+
+
+def test_names_asked_once_take_no_slot_and_do_not_push_out_the_hot_set() -> None:
+    fp = FastPath(max_entries=100, clock=Clock())
+    memo = Memo()
+    memo.allow()
+    hot = _store(fp, memo, (rr.a("web.shop.svc.cluster.local.", 30, "10.0.0.1"),))
+    for i in range(fastpath.SEEN_PER_GENERATION * 3):  # a flood of names asked once
+        q = make_query(f"x{i}.shop.svc.cluster.local.", "A").to_wire()
+        fp.store(q, q, memo, [], None)
+    assert list(fp.entries) == [hot[2:]]
+    assert fp.answer(hot) is not None
+    # What remembers them is bounded: two generations of hashes.
+    assert len(fp._seen) + len(fp._seen_before) <= 2 * fastpath.SEEN_PER_GENERATION
 
 
 def test_id_is_spliced_and_nothing_else_changes() -> None:
