@@ -86,48 +86,46 @@ def parse_key(tok: Token, default_port: int) -> Address:
     return Address(scheme, tuple(parsing.zone(zone_tok)), port)
 
 
-def build_block(block: ServerBlock, default_port: int = DEFAULT_PORT) -> BlockConfig:
-    """The block's meaning; every bad key and directive is reported, not only the first."""
-    config, errors = _build_block(block, default_port)
+def build_blocks(block: ServerBlock, default_port: int = DEFAULT_PORT) -> list[BlockConfig]:
+    """The block's meaning: one BlockConfig per port its keys name (`a.com b.com:1053 { }`
+    serves a.com on 53 and b.com on 1053, as CoreDNS does), each with its own plugins. Every bad
+    key and directive is reported, not only the first."""
+    configs, errors = _build_blocks(block, default_port)
     CorefileErrors.raise_if(errors)
-    return config
+    return configs
 
 
-def _build_block(block: ServerBlock, default_port: int) -> tuple[BlockConfig, list[CorefileError]]:
-    """The block with the directives that parsed, and the problems of the others."""
+def _build_blocks(
+    block: ServerBlock, default_port: int
+) -> tuple[list[BlockConfig], list[CorefileError]]:
+    """The block's configs with the directives that parsed, and the problems of the others."""
     errors: list[CorefileError] = []
-    addrs: list[Address] = []
+    by_port: dict[int, list[str]] = {}
     for k in block.keys:
         try:
-            addrs.append(parse_key(k, default_port))
+            a = parse_key(k, default_port)
         except CorefileError as exc:
             errors.append(exc)
-    ports = {a.port for a in addrs} or {default_port}
-    if len(ports) > 1:
-        errors.append(
-            CorefileError(
-                block.file, block.line, "all keys of one server block must use the same port"
-            )
-        )
-    zones: list[str] = []
-    for a in addrs:
-        for z in a.zones:
-            if z not in zones:
-                zones.append(z)
-    # Directives are still checked when a key is bad: against the root zone if no key is left.
-    info = BlockInfo(tuple(zones) or (".",), min(ports), block.file, block.line)
-    entries: list[Entry] = []
-    seen: dict[str, Directive] = {}
-    for d in block.directives:
-        try:
-            _add_entry(d, info, entries, seen)
-        except CorefileError as exc:
-            # A directive's parse looks at its own tokens only: the next one is still checked.
-            _extend(errors, exc)
-    entries.sort(key=lambda e: directives.position(e.name))
-    # Only the zones of keys that parsed take part in the overlap check.
-    built = BlockConfig(tuple(zones), info.port, tuple(entries), block.file, block.line)
-    return built, errors
+            continue
+        zones = by_port.setdefault(a.port, [])
+        zones.extend(z for z in a.zones if z not in zones)
+    configs: list[BlockConfig] = []
+    # Directives are still checked when every key is bad: against the root zone.
+    for port, zones in by_port.items() or [(default_port, [])]:
+        info = BlockInfo(tuple(zones) or (".",), port, block.file, block.line)
+        entries: list[Entry] = []
+        seen: dict[str, Directive] = {}
+        for d in block.directives:
+            try:
+                _add_entry(d, info, entries, seen)
+            except CorefileError as exc:
+                # A directive's parse looks at its own tokens only: the next one is still
+                # checked. Each port parses the same lines: a problem is reported once.
+                _extend(errors, exc)
+        entries.sort(key=lambda e: directives.position(e.name))
+        if zones:  # only the zones of keys that parsed take part in the overlap check
+            configs.append(BlockConfig(tuple(zones), port, tuple(entries), block.file, block.line))
+    return configs, errors
 
 
 def _add_entry(
@@ -137,7 +135,7 @@ def _add_entry(
     if spec is None:
         if directives.known_directive(d.name):
             raise d.error(f'directive "{d.name}" is not supported yet')
-        raise d.error(f'unknown directive "{d.name}"')
+        raise d.error(directives.unknown_message(d.name))
     if d.name in seen and not spec.repeatable:
         first = seen[d.name]
         raise d.error(
@@ -154,7 +152,9 @@ def _add_entry(
 
 
 def _extend(errors: list[CorefileError], exc: CorefileError) -> None:
-    errors.extend(exc.errors if isinstance(exc, CorefileErrors) else (exc,))
+    for e in exc.errors if isinstance(exc, CorefileErrors) else (exc,):
+        if all(str(e) != str(other) for other in errors):
+            errors.append(e)
 
 
 def from_text(text: str, path: str = "Corefile") -> Config:
@@ -162,8 +162,8 @@ def from_text(text: str, path: str = "Corefile") -> Config:
     errors: list[CorefileError] = []
     blocks: list[BlockConfig] = []
     for server in corefile.parse(text, path):
-        built, problems = _build_block(server, DEFAULT_PORT)
-        blocks.append(built)
+        built, problems = _build_blocks(server, DEFAULT_PORT)
+        blocks.extend(built)
         errors.extend(problems)
     seen: dict[tuple[str, int], BlockConfig] = {}
     for b in blocks:

@@ -22,6 +22,8 @@ REFUSED = 5
 NOTAUTH = 9
 BADVERS = 16
 BADKEY = 17  # a TSIG error (RFC 8945): the key is not known
+# Not an rcode: a plugin's way of saying "send nothing at all" (acl's drop).
+DROP = -1
 
 RCODE_NAMES = {
     NOERROR: "NOERROR",
@@ -36,6 +38,7 @@ RCODE_NAMES = {
     NOTAUTH: "NOTAUTH",
     10: "NOTZONE",
     BADVERS: "BADVERS",
+    DROP: "DROPPED",
 }
 
 
@@ -56,12 +59,22 @@ EDNS_DO = 0x8000
 MIN_UDP_SIZE = 512
 TCP_MAX_SIZE = 65535
 
+# EDNS0 option codes (IANA "DNS EDNS0 Option Codes").
+OPT_NSID = 3
+OPT_EDE = 15
+
+EdnsOption = tuple[int, bytes]  # (code, data)
+
 
 @dataclass(frozen=True, slots=True)
 class Edns:
     udp_size: int
     version: int = 0
     do: bool = False
+    options: tuple[EdnsOption, ...] = ()
+
+    def has(self, code: int) -> bool:
+        return any(c == code for c, _ in self.options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +140,10 @@ class Reply:
     ad: bool = False
     plugin: str = ""  # the plugin that wrote it (metrics label)
     error: str = ""  # why a plugin failed (SERVFAIL), for the errors log
+    # EDNS0 options for the reply's OPT record (NSID, extended errors).
+    options: tuple[EdnsOption, ...] = ()
+    # A lower UDP payload size than the client's (bufsize): advertised and used to truncate.
+    size_cap: int = 0
 
     def aged(self, seconds: int) -> Reply:
         """The reply with every TTL lowered by `seconds` (never below zero), for caches."""
@@ -153,6 +170,8 @@ class Reply:
             self.ad,
             self.plugin,
             self.error,
+            self.options,
+            self.size_cap,
         )
 
 

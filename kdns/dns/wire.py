@@ -27,6 +27,7 @@ from kdns.dns.message import (
     NOTAUTH,
     NOTIMP,
     Edns,
+    EdnsOption,
     Reply,
     Request,
 )
@@ -174,15 +175,17 @@ def _read_edns(rr: RR) -> Edns:
         raise WireError("OPT owner is not the root")
     # Options are TLVs; a malformed option list makes the message malformed.
     i = 0
+    options: list[EdnsOption] = []
     while i < len(rr.rdata):
         if i + 4 > len(rr.rdata):
             raise WireError("truncated EDNS option")
-        (olen,) = struct.unpack_from("!H", rr.rdata, i + 2)
-        i += 4 + olen
-        if i > len(rr.rdata):
+        code, olen = struct.unpack_from("!HH", rr.rdata, i)
+        if i + 4 + olen > len(rr.rdata):
             raise WireError("EDNS option runs past the end")
+        options.append((code, rr.rdata[i + 4 : i + 4 + olen]))
+        i += 4 + olen
     ttl = rr.ttl
-    return Edns(udp_size=rr.rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & EDNS_DO))
+    return Edns(rr.rclass, (ttl >> 16) & 0xFF, bool(ttl & EDNS_DO), tuple(options))
 
 
 def decode_message(data: bytes) -> Message:
@@ -396,16 +399,29 @@ def encode_spans(request: Request, reply: Reply, spans: list[Span] | None) -> by
         flags |= FLAG_AD
     tc = reply.tc
     opt = b""
-    if request.edns is not None:
+    limit = request.max_size
+    if request.edns is not None or reply.options:
         ext = (reply.rcode >> 4) & 0xFF
-        opt_ttl = (ext << 24) | (EDNS_DO if request.edns.do else 0)
-        opt = b"\x00" + _RR_FIXED.pack(OPT, max(request.edns.udp_size, 512), opt_ttl, 0)
+        if request.edns is not None:
+            size = max(request.edns.udp_size, 512)
+            do = request.edns.do
+            if reply.size_cap and reply.size_cap < size:
+                size = reply.size_cap
+                if request.proto == "udp":
+                    limit = min(limit, size)
+        else:
+            # Options on a reply to a query without EDNS (acl's extended error): CoreDNS adds
+            # the OPT it built with SetEdns0(4096, true), so the same is sent here.
+            size, do = 4096, True
+        rdata = b"".join(struct.pack("!HH", c, len(d)) + d for c, d in reply.options)
+        opt_ttl = (ext << 24) | (EDNS_DO if do else 0)
+        opt = b"\x00" + _RR_FIXED.pack(OPT, size, opt_ttl, len(rdata)) + rdata
     buf = bytearray(12)
     writer = _Writer(buf)
     _register_question(writer, request.qname)
     buf += request.qname_wire
     buf += _Q_FIXED.pack(request.qtype, request.qclass)
-    limit = request.max_size - len(opt)
+    limit -= len(opt)
     counts = [0, 0, 0]
     full = False
     for idx, section in enumerate((reply.answer, reply.authority, reply.additional)):
@@ -450,12 +466,13 @@ def encode_query(
     edns_size: int | None = 1232,
     do: bool = False,
     cd: bool = False,
+    qclass: int = 1,
 ) -> bytes:
     """A query message, for the forwarder, health checks and tools."""
     flags = (FLAG_RD if rd else 0) | (FLAG_CD if cd else 0)
     out = bytearray(_HEADER.pack(mid, flags, 1, 0, 0, 1 if edns_size else 0))
     out += names.to_wire(qname)
-    out += _Q_FIXED.pack(qtype, 1)
+    out += _Q_FIXED.pack(qtype, qclass)
     if edns_size:
         out += b"\x00" + _RR_FIXED.pack(OPT, edns_size, EDNS_DO if do else 0, 0)
     return bytes(out)

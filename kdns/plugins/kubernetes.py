@@ -146,6 +146,13 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
             parsing.no_effect(log, f"kubernetes {name}", "a client-go throttle of CoreDNS")
         elif name in NOT_YET:
             raise sub.error(f'kubernetes option "{name}" is not supported yet')
+        elif name == "upstream":
+            # Removed in CoreDNS 1.7: ExternalName targets are looked up through the server.
+            raise sub.error(
+                "unknown property 'upstream' for kubernetes: it was removed in CoreDNS 1.7 and "
+                "is no longer needed (ExternalName targets are resolved through this server's "
+                "own plugins, normally forward); delete the line"
+            )
         else:
             raise parsing.unknown_property("kubernetes", sub, PROPERTIES)
         parsing.no_block(sub)
@@ -289,7 +296,10 @@ class KubernetesPlugin:
         return not ft or names.longest_zone(name, ft) is not None
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
-        if names.longest_zone(request.name, self.options.zones) is None:
+        if (
+            request.qclass != rr.CLASS_IN
+            or names.longest_zone(request.name, self.options.zones) is None
+        ):
             return await call_next(request)
         index = self.index  # one consistent snapshot for this lookup
         result = answer.lookup(index, self.options, request.qname, request.qtype)

@@ -116,7 +116,7 @@ def build(
         inst.plugins.extend(ordered)
         inst.block_plugins.append((block, built))
         inst.block_labels.append(label)
-        route = Route(block.zones, chain.build(ordered), label)
+        route = Route(block.zones, chain.build(ordered), label, chain.classes(ordered))
         for addr in addrs:
             routes.setdefault((addr, block.port), []).append(route)
         lookups.append((target, (addrs[0], block.port)))

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Sequence
 
 from kdns.dns.message import SERVFAIL, Reply, Request
+from kdns.dns.records import CLASS_IN
 from kdns.plugins.base import Handler, Plugin
 
 
@@ -25,3 +26,15 @@ def build(plugins: Sequence[Plugin]) -> Handler:
     for plugin in reversed(plugins):
         handler = _link(plugin, handler)
     return handler
+
+
+def classes(plugins: Sequence[Plugin]) -> frozenset[int] | None:
+    """The query classes a chain answers: IN, plus what plugins declare in `classes`
+    (None there: any class, as forward passes every class upstream)."""
+    out = {CLASS_IN}
+    for plugin in plugins:
+        extra: frozenset[int] | None = getattr(plugin, "classes", frozenset())
+        if extra is None:
+            return None
+        out |= extra
+    return frozenset(out)

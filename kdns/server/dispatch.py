@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kdns.dns import names, wire
-from kdns.dns.message import REFUSED, SERVFAIL, Reply, Request
+from kdns.dns.message import DROP, REFUSED, SERVFAIL, Reply, Request
 from kdns.dns.records import CLASS_IN
 from kdns.plugins import memo
 from kdns.plugins.base import Handler
@@ -54,6 +54,8 @@ class Route:
     zones: tuple[str, ...]
     handler: Handler
     server: str  # metrics label, e.g. dns://:53
+    # Query classes some plugin of the chain answers (None: every class, e.g. forward).
+    classes: frozenset[int] | None = frozenset({CLASS_IN})
 
 
 class Dispatcher:
@@ -88,12 +90,15 @@ class Dispatcher:
         return reply
 
     async def _handle(self, request: Request) -> tuple[Reply, str]:
-        if request.qclass != CLASS_IN:
-            return Reply(rcode=REFUSED), DROPPED
         found = self.route(request.name)
         if found is None:
             return Reply(rcode=REFUSED), DROPPED
         zone, route = found
+        if request.qclass != CLASS_IN and not (
+            route.classes is None or request.qclass in route.classes
+        ):
+            # CH (chaos, template CH) and other classes enter only chains that answer them.
+            return Reply(rcode=REFUSED), DROPPED
         try:
             return await route.handler(request), zone
         except Exception as exc:  # the one catch-all: a failing plugin costs one SERVFAIL
@@ -130,6 +135,8 @@ class Dispatcher:
             reply, zone = await self._handle(decoded)
         finally:
             memo.current.reset(token)
+        if reply.rcode == DROP:
+            return None  # a plugin chose not to answer (acl drop)
         spans: list[wire.Span] = []
         try:
             out = wire.encode_spans(decoded, reply, spans)

@@ -54,6 +54,7 @@ def encode(question: Question, mid: int) -> bytes:
         edns_size=UPSTREAM_EDNS_SIZE,
         do=question.do,
         cd=question.cd,
+        qclass=question.qclass,
     )
 
 
