@@ -276,7 +276,6 @@ class Proxy:
 
 class ForwardPlugin:
     name = "forward"
-    classes = None  # every query class goes upstream, as in CoreDNS
 
     def __init__(self, config: ForwardConfig, ctx: BuildContext) -> None:
         self.config = config

@@ -1,7 +1,8 @@
 """`whoami`: answer any query with the client's address and port (CoreDNS's whoami).
 
 The answer section stays empty; the additional section holds the client's address as A or AAAA
-and `_<proto>.<qname> SRV 0 0 <port> .`, all with TTL 0 and the query's class. The reply is
+and `_<proto>.<qname> SRV 0 0 <port> .`, all with TTL 0 and the query's class (IN
+unless another plugin of the chain admits other classes). The reply is
 authoritative. It depends on the client, so it is never re-served from stored bytes.
 """
 
@@ -24,7 +25,6 @@ def parse(d: Directive, block: BlockInfo) -> None:
 
 class WhoamiPlugin:
     name = "whoami"
-    classes = None  # it answers whatever class was asked, in that class
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         memo.deny()

@@ -29,8 +29,8 @@ def build(plugins: Sequence[Plugin]) -> Handler:
 
 
 def classes(plugins: Sequence[Plugin]) -> frozenset[int] | None:
-    """The query classes a chain answers: IN, plus what plugins declare in `classes`
-    (None there: any class, as forward passes every class upstream)."""
+    """The query classes a chain answers: IN, plus what plugins declare in `classes` (chaos:
+    CH; None: any class). CoreDNS likewise refuses other classes unless chaos is loaded."""
     out = {CLASS_IN}
     for plugin in plugins:
         extra: frozenset[int] | None = getattr(plugin, "classes", frozenset())
