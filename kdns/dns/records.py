@@ -37,6 +37,7 @@ AXFR = 252
 ANY = 255
 
 CLASS_IN = 1
+CLASS_CH = 3  # CHAOS (RFC 1035): server identity queries
 CLASS_ANY = 255
 
 TYPE_NAMES: dict[int, str] = {

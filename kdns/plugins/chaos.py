@@ -17,7 +17,6 @@ from kdns.dns.message import NOERROR, Reply, Request
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 
-CLASS_CH = 3
 DEFAULT_AUTHORS = ("kdns authors",)
 
 
@@ -44,14 +43,14 @@ def _hostname() -> str:
 
 class ChaosPlugin:
     name = "chaos"
-    classes = frozenset({CLASS_CH})
+    classes = frozenset({records.CLASS_CH})
 
     def __init__(self, version: str, authors: tuple[str, ...]) -> None:
         self.version = version
         self.authors = authors
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
-        if request.qclass != CLASS_CH or request.qtype != records.TXT:
+        if request.qclass != records.CLASS_CH or request.qtype != records.TXT:
             return await call_next(request)
         name = request.name
         if name == "authors.bind.":
@@ -67,7 +66,7 @@ class ChaosPlugin:
         if note is not None:
             note.allow()
         answer = tuple(
-            records.RR(request.qname, records.TXT, 0, records.txt("", 0, t).rdata, CLASS_CH)
+            records.RR(request.qname, records.TXT, 0, records.txt("", 0, t).rdata, records.CLASS_CH)
             for t in texts
         )
         return Reply(NOERROR, answer, plugin=self.name)

@@ -47,7 +47,6 @@ PENDING: dict[str, str] = {
     "kubespray-coredns-docs-options.Corefile": "hosts",
     "kubespray-nodelocaldns-docs-options.Corefile": "hosts",
     "minikube.Corefile": "hosts",
-    "openshift-forward-tls.Corefile": "tls://",
 }
 
 # What each legacy Corefile's error must say: the replacement, or that nothing replaces it.

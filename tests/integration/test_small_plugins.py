@@ -13,6 +13,7 @@ import kdns
 from kdns.corefile import CorefileError
 from tests.support.client import ask, rrs
 from tests.support.plugins import parse_directive
+from tests.support.ports import free_port
 from tests.support.server import running_kdns
 from tests.support.upstream import fake_upstream
 
@@ -177,3 +178,15 @@ def test_accepted_forms() -> None:
     assert parse_directive("nsid Use The Force", "nsid") == b"Use The Force"
     assert parse_directive("chaos", "chaos")[0].startswith("kdns-")
     assert parse_directive("chaos v1 b a b", "chaos") == ("v1", ("a", "b"))
+
+
+async def test_keys_with_different_ports_serve_one_zone_each(tmp_path: Path) -> None:
+    other = free_port()
+    corefile = f"a.example:PORT b.example:{other} {{\n bind 127.0.0.1\n whoami\n}}\n"
+    async with running_kdns(corefile, tmp_path) as srv:
+        for port, served, refused in ((srv.port, "a", "b"), (other, "b", "a")):
+            msg = await ask(port, f"www.{served}.example.", "A")
+            assert msg.rcode() == dns.rcode.NOERROR
+            assert rrs(msg, "additional")[0] == (f"www.{served}.example.", "A", "127.0.0.1")
+            msg = await ask(port, f"www.{refused}.example.", "A")
+            assert msg.rcode() == dns.rcode.REFUSED
