@@ -53,7 +53,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors, warnings = _check_snapshots(config)
     if errors:
         return 1
-    n = len(config.blocks)
+    n = len({(b.file, b.line) for b in config.blocks})  # keys on two ports: one block, two lines
     found = f"{n} server block{'s' if n != 1 else ''}"
     if warnings:
         found += f", {warnings} warning{'s' if warnings != 1 else ''}"

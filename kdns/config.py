@@ -86,19 +86,12 @@ def parse_key(tok: Token, default_port: int) -> Address:
     return Address(scheme, tuple(parsing.zone(zone_tok)), port)
 
 
-def build_blocks(block: ServerBlock, default_port: int = DEFAULT_PORT) -> list[BlockConfig]:
-    """The block's meaning: one BlockConfig per port its keys name (`a.com b.com:1053 { }`
-    serves a.com on 53 and b.com on 1053, as CoreDNS does), each with its own plugins. Every bad
-    key and directive is reported, not only the first."""
-    configs, errors = _build_blocks(block, default_port)
-    CorefileErrors.raise_if(errors)
-    return configs
-
-
-def _build_blocks(
-    block: ServerBlock, default_port: int
+def build_blocks(
+    block: ServerBlock, default_port: int = DEFAULT_PORT
 ) -> tuple[list[BlockConfig], list[CorefileError]]:
-    """The block's configs with the directives that parsed, and the problems of the others."""
+    """The block's meaning: one BlockConfig per port its keys name (`a.com b.com:1053 { }`
+    serves a.com on 53 and b.com on 1053, as CoreDNS does), each with its own plugins, and
+    every bad key and directive, not only the first."""
     errors: list[CorefileError] = []
     by_port: dict[int, list[str]] = {}
     for k in block.keys:
@@ -162,7 +155,7 @@ def from_text(text: str, path: str = "Corefile") -> Config:
     errors: list[CorefileError] = []
     blocks: list[BlockConfig] = []
     for server in corefile.parse(text, path):
-        built, problems = _build_blocks(server, DEFAULT_PORT)
+        built, problems = build_blocks(server)
         blocks.extend(built)
         errors.extend(problems)
     seen: dict[tuple[str, int], BlockConfig] = {}

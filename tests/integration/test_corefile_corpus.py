@@ -60,6 +60,12 @@ LEGACY_HINT = {
 HOSTS = "127.0.0.1 localhost\n10.0.0.1 example.org www.example.org\n::1 localhost6\n"
 
 
+def _blocks(entry: dict[str, object]) -> str:
+    """What `kdns check` says it read: one server block per entry of server_blocks."""
+    n = len(entry["server_blocks"])  # type: ignore[arg-type]
+    return f"{n} server block{'s' if n != 1 else ''}"
+
+
 @dataclass(frozen=True)
 class Prepared:
     corefile: Path
@@ -130,7 +136,7 @@ def test_current_corefile_passes_check(
     pending = PENDING.get(str(entry["file"]))
     if pending is None:
         assert code == 0, err
-        assert out.strip().endswith(": OK")
+        assert out.strip().endswith(f": OK, no errors found ({_blocks(entry)})")
         # One summary line per served (zones, port) pair, each with file:line.
         assert out.count(f"{prepared.corefile}:") >= len(entry["server_blocks"])  # type: ignore[arg-type]
         return
@@ -149,6 +155,8 @@ def test_legacy_corefile_is_refused_naming_the_replacement(
     code, _out, err = check(prepared.corefile, capsys)
     assert code == 1
     assert "Traceback" not in err
-    line = err.strip().splitlines()[-1]
-    assert re.match(rf"{re.escape(str(prepared.corefile))}:\d+: ", line), line
-    assert LEGACY_HINT[str(entry["file"])] in line
+    # Every problem is reported, each as file:line; one of them names the replacement.
+    lines = err.strip().splitlines()
+    for line in lines:
+        assert re.match(rf"{re.escape(str(prepared.corefile))}:\d+: ", line), line
+    assert any(LEGACY_HINT[str(entry["file"])] in line for line in lines), err

@@ -10,6 +10,7 @@ import dns.rcode
 import pytest
 
 import kdns
+from kdns.config import from_text
 from kdns.corefile import CorefileError
 from tests.support.client import ask, rrs
 from tests.support.plugins import parse_directive
@@ -190,3 +191,9 @@ async def test_keys_with_different_ports_serve_one_zone_each(tmp_path: Path) -> 
             assert rrs(msg, "additional")[0] == (f"www.{served}.example.", "A", "127.0.0.1")
             msg = await ask(port, f"www.{refused}.example.", "A")
             assert msg.rcode() == dns.rcode.REFUSED
+
+
+def test_a_bad_directive_in_a_block_on_two_ports_is_reported_once() -> None:
+    with pytest.raises(CorefileError) as info:
+        from_text("a.example:1053 b.example:1054 {\n whoami extra\n}\n", "Corefile")
+    assert str(info.value).splitlines() == ["Corefile:2: whoami takes no arguments, got 'extra'"]
