@@ -38,8 +38,6 @@ PENDING: dict[str, tuple[str, ...]] = {
     "coredns-docs-template-invalid-nxdomain.Corefile": ("template",),
     "coredns-docs-template-search-domain-regex.Corefile": ("template",),
     "coredns-docs-template-search-domain.Corefile": ("template",),
-    "kops-ipv6.Corefile": ("dns64",),
-    "kops-ipv6-dns-none.Corefile": ("dns64",),
     "kubespray-nodelocaldns-docs-options.Corefile": ("https://",),
     # Its docs' values `cache 0` and `denial 0` are refused by CoreDNS too (cache setup tests).
     "kubespray-coredns-docs-options.Corefile": (
