@@ -9,6 +9,8 @@ import shutil
 import socket
 from pathlib import Path
 
+import dns.edns
+import dns.message
 import dns.rcode
 import pytest
 from prometheus_client import CollectorRegistry
@@ -45,15 +47,19 @@ def _corefile(up: FakeUpstream, dns64: str) -> str:
     return f".:PORT {{\n bind 127.0.0.1 ::1\n {dns64}\n forward . 127.0.0.1:{up.port}\n}}\n"
 
 
-def _translated(registry: CollectorRegistry) -> float:
+def _count(registry: CollectorRegistry, what: str = "translated") -> float:
     metrics.flush(registry)  # hits the fast path counted in batches
     return sum(
         s.value
         for family in registry.collect()
-        if family.name == "coredns_dns64_requests_translated"
+        if family.name == f"coredns_dns64_requests_{what}"
         for s in family.samples
         if s.name.endswith("_total")
     )
+
+
+def _ede(msg: dns.message.Message) -> list[tuple[int, str | None]]:
+    return [(o.code, o.text) for o in msg.options if isinstance(o, dns.edns.EDEOption)]
 
 
 async def test_ipv6_clients_get_aaaa_made_from_a_records(tmp_path: Path) -> None:
@@ -73,7 +79,7 @@ async def test_ipv6_clients_get_aaaa_made_from_a_records(tmp_path: Path) -> None
                 msg = await ask(srv.port, "v4only.example.", "AAAA")
                 assert msg.rcode() == dns.rcode.NOERROR and not msg.answer
                 assert rrs(msg, "authority")[0][1] == "SOA"
-            assert _translated(srv.registry) == 3
+            assert _count(srv.registry) == 3
             # A name with an AAAA keeps it; a missing name stays NXDOMAIN; A is untouched.
             msg = await ask(srv.port, "dual.example.", "AAAA", host="::1")
             assert rrs(msg) == [("dual.example.", "AAAA", "2001:db8::1")]
@@ -81,7 +87,7 @@ async def test_ipv6_clients_get_aaaa_made_from_a_records(tmp_path: Path) -> None
             assert msg.rcode() == dns.rcode.NXDOMAIN and not msg.answer
             msg = await ask(srv.port, "v4only.example.", "A", host="::1", tcp=True)
             assert sorted(r[2] for r in rrs(msg)) == ["192.0.2.42", "192.0.2.43"]
-            assert _translated(srv.registry) == 3
+            assert _count(srv.registry) == 3
             # Each translation asked the upstream for A through the server (forward).
             assert up.counts[("v4only.example.", "A")] >= 1
 
@@ -98,7 +104,41 @@ async def test_prefix_translate_all_and_allow_ipv4(tmp_path: Path) -> None:
                 assert ipaddress.IPv6Address(msg.answer[0][0].address) in ipaddress.ip_network(
                     "2001:db8:122:344::/64"
                 )
-            assert _translated(srv.registry) == 3
+            assert _count(srv.registry) == 3
+
+
+async def test_extended_error_synthesized_only_for_edns_queries(tmp_path: Path) -> None:
+    async with fake_upstream() as up:
+        _records(up)
+        async with running_kdns(_corefile(up, "dns64"), tmp_path) as srv:
+            msg = await ask(srv.port, "v4only.example.", "AAAA", host="::1")
+            assert _ede(msg) == [(29, "DNS64 synthesised this response from A records")]
+            msg = await ask(srv.port, "v4only.example.", "AAAA", host="::1", edns=None)
+            assert msg.edns < 0 and len(msg.answer[0]) == 2  # no OPT added
+            msg = await ask(srv.port, "dual.example.", "AAAA", host="::1")
+            assert _ede(msg) == []
+
+
+async def test_filter_a_hides_a_records_from_eligible_clients(tmp_path: Path) -> None:
+    async with fake_upstream() as up:
+        _records(up)
+        async with running_kdns(_corefile(up, "dns64 {\n  filter_a\n }"), tmp_path) as srv:
+            for _ in range(2):
+                msg = await ask(srv.port, "v4only.example.", "A", host="::1")
+                assert msg.rcode() == dns.rcode.NOERROR and not msg.answer
+                # The SOA an internal SOA lookup found, for negative caching (RFC 2308).
+                assert [r[:2] for r in rrs(msg, "authority")] == [("test.", "SOA")]
+                assert _ede(msg) == [(17, "dns64 filter_a: A records suppressed")]
+                # IPv4 clients are not eligible without allow_ipv4: they see the A records.
+                msg = await ask(srv.port, "v4only.example.", "A")
+                assert sorted(r[2] for r in rrs(msg)) == ["192.0.2.42", "192.0.2.43"]
+            msg = await ask(srv.port, "v4only.example.", "A", host="::1", edns=None)
+            assert not msg.answer and msg.edns < 0
+            # Synthesis still looks A up for itself.
+            msg = await ask(srv.port, "v4only.example.", "AAAA", host="::1")
+            assert len(msg.answer[0]) == 2
+            assert _count(srv.registry, "filtered") == 3
+            assert _count(srv.registry) == 1
 
 
 @pytest.mark.skipif(DIG is None, reason="dig is installed by `make test`")
@@ -137,7 +177,7 @@ async def test_dig_sees_the_synthesized_answer(tmp_path: Path) -> None:
         ("dns64 {\n prefix\n}", "wrong number of arguments for prefix"),
         ("dns64 {\n translate_all yes\n}", "translate_all takes no arguments"),
         ("dns64 {\n foobar\n}", "unknown property 'foobar' for dns64"),
-        ("dns64 {\n filter_a\n}", 'dns64 option "filter_a" is not supported yet'),
+        ("dns64 {\n filter_a on\n}", "filter_a takes no arguments"),
     ],
 )
 def test_misuse_is_refused_with_file_and_line(text: str, message: str) -> None:
@@ -152,3 +192,5 @@ def test_accepted_forms() -> None:
     assert (str(cfg.prefix), cfg.allow_ipv4, cfg.translate_all) == ("64:1337::/96", True, False)
     cfg = parse_directive("dns64 {\n prefix 2002:c0a8:a88a::/48\n translate_all\n}", "dns64")
     assert (str(cfg.prefix), cfg.translate_all) == ("2002:c0a8:a88a::/48", True)
+    cfg = parse_directive("dns64 {\n allow_ipv4\n filter_a\n}", "dns64")
+    assert (cfg.allow_ipv4, cfg.filter_a) == (True, True)

@@ -79,10 +79,6 @@ _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
         "loadbalance: TestSetup (line 32)",
         "loadbalance: TestSetup (line 35)",
     ),
-    "dns64 filter_a (A queries answered NODATA, extended error Filtered) not implemented yet": (
-        "dns64: TestSetupDns64 (case 17)",
-        "dns64: TestSetupDns64 (case 18)",
-    ),
     "bind to an interface name not implemented yet": (
         "bind: TestSetup (line 29)",
         "bind: TestSetup (line 30)",
