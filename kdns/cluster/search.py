@@ -3,11 +3,11 @@
 Pure model, no I/O, used by `kdns diagnose` and the kubernetes plugin's metrics:
 
 - `ResolvConf`: the parts of resolv.conf the walk depends on (`parse_resolv_conf`,
-  `pod_resolv_conf` for what kubelet writes for a ClusterFirst pod).
+  `pod_resolv_conf` for a ClusterFirst pod; kdns.cluster.poddns has the kubelet's full rules).
 - `candidates()`: the names tried, in order, for glibc 2.36 and musl 1.2.3.
 - `Walk`: a state machine fed one step's replies at a time (the caller does the asking, live or
   offline); it applies each library's stop rules and ends with a `Result`.
-- `advise()`: the changes that would remove the waste a walk shows.
+- the advice drawn from a finished walk is in kdns.cluster.advice.
 - `expansion()`: whether a name the server answers NXDOMAIN for is a search-list expansion.
 
 The rules come from captures of the real libraries (glibc `getaddrinfo`/`res_search`, musl
@@ -57,7 +57,7 @@ class ResolvConf:
         return "\n".join(lines) + "\n"
 
 
-def _absolute(name: str) -> str:
+def absolute(name: str) -> str:
     return name if name.endswith(".") else name + "."
 
 
@@ -80,7 +80,7 @@ def parse_resolv_conf(text: str, file: str = "resolv.conf") -> ResolvConf:
         key, *args = line.split()
         where = f"{file}:{lineno}"
         if key in ("search", "domain"):
-            search = tuple(_absolute(d.lower()) for d in args)
+            search = tuple(absolute(d.lower()) for d in args)
         elif key == "nameserver":
             if len(args) != 1:
                 raise ResolvConfError(f"{where}: nameserver takes one address")
@@ -107,9 +107,9 @@ def pod_resolv_conf(
     ndots: int = KUBELET_NDOTS,
 ) -> ResolvConf:
     """What kubelet writes for a `dnsPolicy: ClusterFirst` pod in `namespace`."""
-    zone = _absolute(zone.lower())
+    zone = absolute(zone.lower())
     search: tuple[str, ...] = (f"{namespace}.svc.{zone}", f"svc.{zone}", zone)
-    search += tuple(_absolute(d.lower()) for d in node_search)
+    search += tuple(absolute(d.lower()) for d in node_search)
     return ResolvConf(search, ndots, nameservers=(nameserver,), options=(f"ndots:{ndots}",))
 
 
@@ -269,7 +269,7 @@ class Walk:
     def _plan(self) -> list[Candidate]:
         if self.resolver == MUSL and not is_address_lookup(self.qtypes):
             # musl's res_search is res_query: no search list at all.
-            return [Candidate(_absolute(self.name), None)]
+            return [Candidate(absolute(self.name), None)]
         return candidates(self.conf, self.name, self.resolver)
 
     def next_step(self) -> Candidate | None:
@@ -365,182 +365,6 @@ class Walk:
         if not self.queries:
             return 0
         return max(0, len(self.queries) - len(self.qtypes))
-
-
-# -- advice ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Advice:
-    kind: str
-    text: str
-    snippet: str = ""
-
-
-def ndots_snippet(value: int) -> str:
-    return f'spec:\n  dnsConfig:\n    options:\n    - name: ndots\n      value: "{value}"\n'
-
-
-def _in_zones(name: str, zones: Sequence[str]) -> bool:
-    low = name.lower()
-    return any(low == z or low.endswith("." + z) for z in zones)
-
-
-def advise(
-    walk: Walk,
-    cluster_zones: Sequence[str] = ("cluster.local.",),
-    autopath: bool | None = None,
-    later: str | None = None,
-) -> list[Advice]:
-    """Only the advice that applies to this walk. `autopath`: None when unknown (live mode).
-
-    `later`: for a walk that stopped before its last candidate, the first candidate it did not
-    try that has an address ("" when none has one, None when they were not asked).
-    """
-    out: list[Advice] = []
-    result = walk.result
-    zones = [_absolute(z.lower()) for z in cluster_zones]
-    steps = walk.steps
-    typed = walk.name
-    per_step = len(walk.qtypes)
-    tc_musl = walk.resolver == MUSL and any(q.answer.tc for q in walk.queries)
-    if tc_musl:
-        out.append(
-            Advice(
-                "truncated",
-                "A reply was truncated (TC): musl before 1.2.4 (Alpine 3.17 and older) never "
-                "retries over TCP, so it keeps only the records that fit (often none). Use an "
-                "image with musl >= 1.2.4, a glibc-based image, or make the answer smaller.",
-            )
-        )
-    if result is None:
-        return out
-    stop_cand = steps[-1][0] if steps else None
-    if (
-        walk.resolver == MUSL
-        and result.status in ("nodata", "error")
-        and stop_cand is not None
-        and not stop_cand.as_is
-        and walk.plan[-1].as_is
-        and walk.plan[-1] != stop_cand
-        and later != ""  # the names musl skipped have no address either: nothing is hidden
-    ):
-        bad = [q.answer.rcode_text for q in walk.queries if q.step == len(steps)]
-        why = "NODATA" if result.status == "nodata" else "/".join(bad)
-        real = later or walk.plan[-1].name
-        out.append(
-            Advice(
-                "musl-stop",
-                f"musl stopped at {stop_cand.name} ({why}) and never tried {walk.plan[-1].name}: "
-                "musl ends the walk at the first reply that is not NXDOMAIN, so a record (or a "
-                "wildcard) in a search domain hides the real name"
-                + (f" ({real} has an address)" if later else "")
-                + f". Look the name up with a trailing dot: {real}",
-            )
-        )
-    servfail = any(q.answer.rcode == SERVFAIL for q in walk.queries)
-    if walk.resolver == MUSL and result.status == "error" and servfail:
-        out.append(
-            Advice(
-                "servfail",
-                "musl re-sends a SERVFAIL query until its timeout (5 s by default) and then "
-                "fails with 'Try again' instead of moving on; glibc would try the next name.",
-            )
-        )
-    last_step = [q.answer for q in walk.queries if q.step == len(steps)]
-    if result.status == "error" and all(a.rcode is None and not a.unknown for a in last_step):
-        seen = "; ".join(dict.fromkeys(f"{a.rcode_text}: {a.note}" for a in last_step))
-        out.append(
-            Advice(
-                "no-reply",
-                f"The DNS server sent no reply ({seen}), so the lookup fails with "
-                f"'{result.message}' whatever the name: check that it listens on that address "
-                "and port (UDP and TCP) and that nothing in between drops DNS.",
-            )
-        )
-    if walk.wasted == 0 or typed.endswith("."):
-        if not out and walk.queries:
-            out.append(Advice("ok", "No query is wasted: nothing to change."))
-        return out
-    found_name = result.name if result.status == "found" else None
-    if found_name is not None:
-        out.append(
-            Advice(
-                "fqdn",
-                f"Use the fully qualified name with a trailing dot, {found_name} : it is asked "
-                f"once ({per_step} quer{'y' if per_step == 1 else 'ies'} instead of "
-                f"{walk.queries_sent}).",
-            )
-        )
-    last = steps[-1][0] if steps else None
-    if result.status == "unknown" and last is not None and last.as_is and not walk.remaining:
-        found_name = last.name  # the name as typed is what the upstream will answer
-        out.append(
-            Advice(
-                "fqdn",
-                f"Use the fully qualified name with a trailing dot, {found_name} : it is asked "
-                f"once ({per_step} quer{'y' if per_step == 1 else 'ies'} instead of "
-                f"{walk.queries_sent}).",
-            )
-        )
-    external = found_name is not None and not _in_zones(found_name, zones)
-    external = external or (
-        result.status in ("unknown", "nxdomain")
-        and not _in_zones(_absolute(typed), zones)
-        and typed.count(".") >= 1
-    )
-    dots = typed.count(".")
-    # A name that exists nowhere gains nothing from ndots: glibc still walks the whole search
-    # list after trying it as typed; the name itself is the problem.
-    if external and result.status != "nxdomain" and dots < walk.conf.ndots and dots >= 1:
-        value = max(dots, 1)
-        caveat = ""
-        if value < 2:
-            caveat = (
-                " With ndots:1, short cluster names such as svc.namespace are sent upstream "
-                "first (glibc) or never searched (musl): prefer the trailing dot for this name."
-            )
-        elif walk.resolver == MUSL:
-            caveat = (
-                f" musl never searches names with {value} or more dots, so a cluster name such "
-                "as svc.namespace.svc then needs its full form with a trailing dot."
-            )
-        searched = sum(1 for c, _ in steps if not c.as_is)
-        out.append(
-            Advice(
-                "ndots",
-                f"{typed} has {dots} dot{'s' if dots != 1 else ''}, fewer than ndots:"
-                f"{walk.conf.ndots}, so it walks the search list first ({searched * per_step} "
-                f"queries before the name as typed). Set the pod's ndots to {value} so it is "
-                f"tried as typed first:{caveat}",
-                ndots_snippet(value),
-            )
-        )
-    cluster_misses = [
-        q for q in walk.queries if q.answer.rcode == NXDOMAIN and _in_zones(q.qname, zones)
-    ]
-    if cluster_misses and result.status == "found" and autopath is not True:
-        state = "is not enabled" if autopath is False else "if it is not enabled"
-        out.append(
-            Advice(
-                "autopath",
-                f"Server side: autopath {state}. With `autopath @kubernetes` (and `pods "
-                "verified` in the kubernetes block) kdns answers the first search-path query "
-                "with the final answer, saving the client's other steps. It needs the server "
-                "to see the pod's own IP, and it cannot help a name that does not exist.",
-                "autopath @kubernetes\nkubernetes cluster.local in-addr.arpa ip6.arpa {\n"
-                "    pods verified\n}\n",
-            )
-        )
-    if external and len(cluster_misses) >= 2:
-        out.append(
-            Advice(
-                "nodelocal",
-                "NodeLocal DNSCache answers repeated search-path misses from a cache on the node, "
-                "so they do not reach the cluster DNS Service (or the upstream resolver).",
-            )
-        )
-    return out
 
 
 # -- server side: is an NXDOMAIN name a search-list expansion? --------------------------------

@@ -12,8 +12,10 @@ import sys
 from typing import Any
 
 from kdns.cluster import search
+from kdns.cluster.advice import advise
 from kdns.cluster.search import RESOLVERS, Walk
-from kdns.diagnose import report
+from kdns.diagnose import report, resolv
+from kdns.diagnose.pods import FoundPod
 from kdns.diagnose.sources import Live, Offline, SourceError, resolve_server
 from kdns.dns import records as rr
 
@@ -26,13 +28,20 @@ def add_parser(sub: Any) -> None:
         "query, and say how to avoid the wasted queries.",
     )
     p.add_argument("name", help="the name as the program looks it up (trailing dot: absolute)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument(
+    p.add_argument(
         "--namespace",
         "-n",
-        help="model the resolv.conf kubelet writes for a ClusterFirst pod in NS (default: default)",
+        help="the pod's namespace: a ClusterFirst pod in NS (default: default), or the "
+        "namespace of a --pod manifest that names none",
     )
+    where = p.add_mutually_exclusive_group()
     where.add_argument("--resolv-conf", metavar="PATH", help="read a real resolv.conf instead")
+    where.add_argument(
+        "--pod",
+        metavar="FILE|NAMESPACE/NAME",
+        help="the resolv.conf the kubelet writes for this pod: a manifest (Pod, Deployment, "
+        "StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) or a live pod read from the API",
+    )
     p.add_argument(
         "--node-search",
         action="append",
@@ -40,7 +49,29 @@ def add_parser(sub: Any) -> None:
         metavar="DOMAIN",
         help="a search domain of the node that kubelet appends (repeatable; with --namespace)",
     )
-    p.add_argument("--zone", help="cluster domain (default: the Corefile's, else cluster.local)")
+    p.add_argument(
+        "--node-resolv-conf",
+        default="/etc/resolv.conf",
+        metavar="PATH",
+        help="the node's resolv.conf, the kubelet's --resolv-conf (with --pod; default "
+        "/etc/resolv.conf; '' as the kubelet's empty value)",
+    )
+    p.add_argument(
+        "--cluster-dns",
+        default="10.96.0.10",
+        metavar="IP[,IP]",
+        help="the kubelet's --cluster-dns (default 10.96.0.10; '' for none)",
+    )
+    p.add_argument(
+        "--cluster-domain",
+        "--zone",
+        dest="zone",
+        help="the kubelet's --cluster-domain (default: the Corefile's cluster zone offline, "
+        "else cluster.local)",
+    )
+    p.add_argument("--kubeconfig", metavar="PATH", help="for --pod NAMESPACE/NAME")
+    p.add_argument("--context", help="kubeconfig context for --pod NAMESPACE/NAME")
+    p.add_argument("--endpoint", metavar="URL", help="API server URL for --pod NAMESPACE/NAME")
     p.add_argument("--ndots", type=int, help="override the ndots option")
     p.add_argument(
         "--server",
@@ -99,9 +130,10 @@ def run(args: argparse.Namespace) -> int:
     zones = offline.cluster_zones if offline is not None else ()
     zone = args.zone or (zones[0] if zones else "cluster.local.")
     try:
-        conf, origin = _resolv_conf(args, zone)
-    except (OSError, search.ResolvConfError) as exc:
+        chosen = resolv.choose(args, zone)
+    except resolv.InputError as exc:
         return _fail(str(exc))
+    conf = chosen.conf
     walk = Walk(conf, args.name, args.resolver, qtypes)
     if live is not None:
         asyncio.run(_walk_live(walk, live))
@@ -118,18 +150,26 @@ def run(args: argparse.Namespace) -> int:
         else:
             assert offline is not None
             later = _first_address(walk, offline)
-    advice = search.advise(
+    found = chosen.pod
+    advice = advise(
         walk,
         cluster_zones=zones or (zone,),
         autopath=offline.autopath if offline is not None else None,
         later=later,
+        manifest=found.spec_path if found is not None else ("spec",),
+        pod_options=_pod_options(found),
+        namespace_exists=offline.namespace_exists if offline is not None else None,
     )
     source = f"DNS server {args.server}" if live else f"{args.conf} (offline)"
     if args.json:
         extra = {
             "mode": "live" if live else "offline",
             "source": source,
-            "resolv_conf_from": origin,
+            "resolv_conf_from": chosen.origin,
+            "resolv_conf": chosen.as_json(),
+            "dns_policy": chosen.policy,
+            "kubelet_warnings": list(chosen.warnings),
+            "ndots": conf.ndots,
         }
         sys.stdout.write(report.as_json(walk, advice, extra))
         return 0
@@ -145,30 +185,22 @@ def run(args: argparse.Namespace) -> int:
         call = "getaddrinfo(AF_INET6)"
     else:
         call = f"res_search({rr.type_name(qtypes[0])})"
-    search_text = " ".join(d.rstrip(".") or "." for d in conf.search) or "(none)"
+    override = [f"  ndots:{conf.ndots} from --ndots"] if args.ndots is not None else []
     header = [
+        *chosen.text(),
+        *override,
         f"Lookup of {args.name!r} by {call}, {library}",
-        f"resolv.conf ({origin}): search {search_text}; ndots:{conf.ndots}",
         f"Answers from: {source}",
     ]
     sys.stdout.write(report.text(walk, advice, header, live is not None))
     return 0
 
 
-def _resolv_conf(args: argparse.Namespace, zone: str) -> tuple[search.ResolvConf, str]:
-    if args.resolv_conf:
-        with open(args.resolv_conf) as f:
-            conf = search.parse_resolv_conf(f.read(), args.resolv_conf)
-        origin = args.resolv_conf
-    else:
-        namespace = args.namespace or "default"
-        conf = search.pod_resolv_conf(namespace, zone, args.node_search)
-        origin = f"ClusterFirst pod in namespace {namespace}"
-    if args.ndots is not None:
-        from dataclasses import replace
-
-        conf = replace(conf, ndots=args.ndots)
-    return conf, origin
+def _pod_options(found: FoundPod | None) -> list[tuple[str, str | None]]:
+    """The dnsConfig options the manifest already has (the ndots snippet keeps them)."""
+    if found is None or found.pod.dns_config is None:
+        return []
+    return list(found.pod.dns_config.options)
 
 
 async def _walk_live(walk: Walk, live: Live) -> None:

@@ -6,7 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from kdns.cluster.search import Advice, Walk
+from kdns.cluster.advice import Advice
+from kdns.cluster.search import Walk
 from kdns.dns import records as rr
 
 MAX_ANSWER = 48
@@ -94,7 +95,6 @@ def as_json(walk: Walk, advice: Sequence[Advice], extra: dict[str, Any]) -> str:
         "name": walk.name,
         "resolver": walk.resolver,
         "qtypes": [rr.type_name(t) for t in walk.qtypes],
-        "resolv_conf": {"search": list(walk.conf.search), "ndots": walk.conf.ndots},
         "queries": [
             {
                 "step": q.step,

@@ -86,6 +86,12 @@ class Offline:
             out.extend(z for z in b.zones if not z.endswith(cluster_answer.REVERSE_ZONES))
         return tuple(out)
 
+    def namespace_exists(self, namespace: str) -> bool:
+        """Whether any kubernetes block's snapshot has the namespace."""
+        return any(
+            b.index is not None and b.index.namespace_exists(namespace) for b in self._blocks
+        )
+
     @property
     def autopath(self) -> bool:
         return any(b.block.get("autopath") is not None for b in self._blocks)

@@ -314,6 +314,23 @@ class FakeApiServer:
                     return res, ns
         return None
 
+    def _one(self, path: str) -> web.Response | None:
+        """GET of one namespaced object (`.../namespaces/NS/PLURAL/NAME`), or None."""
+        for res in RESOURCES.values():
+            head, _, rest = path.partition(f"{res.prefix}/namespaces/")
+            parts = rest.split("/")
+            if head or len(parts) != 3 or parts[1] != res.plural or not res.namespaced:
+                continue
+            namespace, _, name = parts
+            if res.plural in self.failures:
+                code, reason = self.failures[res.plural]
+                return self._status(code, reason, f'{res.plural} "{name}" is {reason.lower()}')
+            obj = self.objects[res.plural].get((namespace, name))
+            if obj is None:
+                return self._status(404, "NotFound", f'{res.plural} "{name}" not found')
+            return web.json_response({"apiVersion": res.api_version, "kind": res.kind, **obj})
+        return None
+
     def _matcher(self, q: dict[str, str], namespace: str | None) -> Callable[[Obj], bool]:
         labels = q.get("labelSelector", "")
         fields = q.get("fieldSelector", "")
@@ -336,6 +353,9 @@ class FakeApiServer:
             f"Bearer {self.token}"
         ):
             return self._status(401, "Unauthorized", "Unauthorized")
+        one = self._one(request.path)
+        if one is not None:
+            return one
         routed = self._route(request.path)
         if routed is None:
             return self._status(404, "NotFound", f"the server could not find {request.path}")

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from kdns.cluster import search
+from kdns.cluster.advice import advise
 from kdns.cluster.search import GLIBC, MUSL, Answer, Walk
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, REFUSED, SERVFAIL
@@ -195,10 +196,10 @@ def test_musl_stops_at_a_wildcard_in_a_node_search_domain_glibc_does_not() -> No
     assert glibc.result is not None and glibc.result.answer == ("203.0.113.7",)
     assert musl.result is not None and musl.result.status == "nodata"
     assert len(musl.steps) == 4
-    kinds = [a.kind for a in search.advise(musl)]
+    kinds = [a.kind for a in advise(musl)]
     assert "musl-stop" in kinds
     # Told which skipped name answers, the advice names it.
-    stop = next(a for a in search.advise(musl, later="api.example.com.") if a.kind == "musl-stop")
+    stop = next(a for a in advise(musl, later="api.example.com.") if a.kind == "musl-stop")
     assert stop.text.endswith(
         "(api.example.com. has an address). Look the name up with a trailing dot: api.example.com."
     )
@@ -211,8 +212,8 @@ def test_no_musl_stop_advice_when_the_skipped_names_have_no_address() -> None:
     conf = search.pod_resolv_conf("testns")
     walk = run(Walk(conf, "svc6", MUSL, (rr.A,)), real_server(MUSL))
     assert walk.result is not None and walk.result.status == "nodata"
-    assert "musl-stop" not in {a.kind for a in search.advise(walk, later="")}
-    assert "musl-stop" in {a.kind for a in search.advise(walk, later=None)}
+    assert "musl-stop" not in {a.kind for a in advise(walk, later="")}
+    assert "musl-stop" in {a.kind for a in advise(walk, later=None)}
 
 
 def test_glibc_leaves_the_search_list_on_refused_but_still_tries_the_name() -> None:
@@ -263,7 +264,7 @@ def test_glibc_ends_the_lookup_when_no_server_is_reached() -> None:
     assert [c.name for c, _ in walk.steps] == ["x.y.ns.svc.cluster.local."]
     assert walk.result is not None and "EAI_AGAIN" in walk.result.message
     assert walk.queries[0].answer.rcode_text == "REFUSED"
-    assert [a.kind for a in search.advise(walk)] == ["no-reply"]
+    assert [a.kind for a in advise(walk)] == ["no-reply"]
     deep = run(Walk(conf, "a.b.c.d.e.f", GLIBC, (rr.A,)), lambda q, t: refused)
     assert [c.name for c, _ in deep.steps] == ["a.b.c.d.e.f.", "a.b.c.d.e.f.ns.svc.cluster.local."]
     reset = Answer(None, failure="RESET")  # not ECONNREFUSED: like a timeout
@@ -298,24 +299,24 @@ def test_advice_for_an_external_name() -> None:
     conf = search.pod_resolv_conf("testns")
     walk = run(Walk(conf, "www.example.test", GLIBC), real_server(GLIBC))
     assert (walk.queries_sent, walk.wasted) == (8, 6)
-    advice = {a.kind: a for a in search.advise(walk, autopath=False)}
+    advice = {a.kind: a for a in advise(walk, autopath=False)}
     assert set(advice) == {"fqdn", "ndots", "autopath", "nodelocal"}
     assert "www.example.test." in advice["fqdn"].text
     assert advice["ndots"].snippet == (
         'spec:\n  dnsConfig:\n    options:\n    - name: ndots\n      value: "2"\n'
     )
-    assert "autopath" not in {a.kind for a in search.advise(walk, autopath=True)}
+    assert "autopath" not in {a.kind for a in advise(walk, autopath=True)}
 
 
 def test_advice_for_a_cluster_name_and_for_no_waste() -> None:
     conf = search.pod_resolv_conf("testns")
     walk = run(Walk(conf, "kubedns.kube-system", GLIBC), real_server(GLIBC))
-    kinds = {a.kind for a in search.advise(walk, autopath=None)}
+    kinds = {a.kind for a in advise(walk, autopath=None)}
     assert kinds == {"fqdn", "autopath"}  # in-cluster: no ndots change, no node cache advice
     walk = run(Walk(conf, "svc1", GLIBC), real_server(GLIBC))
-    assert [a.kind for a in search.advise(walk)] == ["ok"]
+    assert [a.kind for a in advise(walk)] == ["ok"]
     walk = run(Walk(conf, "www.example.test.", GLIBC), real_server(GLIBC))
-    assert [a.kind for a in search.advise(walk)] == ["ok"]
+    assert [a.kind for a in advise(walk)] == ["ok"]
 
 
 def test_no_ndots_advice_for_a_name_that_exists_nowhere() -> None:
@@ -325,13 +326,13 @@ def test_no_ndots_advice_for_a_name_that_exists_nowhere() -> None:
     for resolver in (GLIBC, MUSL):
         walk = run(Walk(conf, "kubernetes.default", resolver), real_server(resolver))
         assert walk.result is not None and walk.result.status == "nxdomain"
-        assert "ndots" not in {a.kind for a in search.advise(walk)}
+        assert "ndots" not in {a.kind for a in advise(walk)}
 
 
 def test_advice_for_musl_truncation() -> None:
     conf = search.pod_resolv_conf("testns")
     walk = run(Walk(conf, "big.interwebs.test.", MUSL), real_server(MUSL))
-    assert [a.kind for a in search.advise(walk)] == ["truncated"]
+    assert [a.kind for a in advise(walk)] == ["truncated"]
 
 
 NAMESPACES = {"default", "testns", "kube-system"}
