@@ -211,8 +211,10 @@ async def read_live(reference: str, access: ApiAccess, timeout: float) -> FoundP
     try:
         api = await make_api_client(access)
     except (ConfigException, OSError, ValueError, TypeError) as exc:
+        where = access.kubeconfig or access.endpoint or "the pod's service account (in-cluster)"
         raise PodError(
-            f"cannot reach the Kubernetes API ({exc}); give --kubeconfig or --endpoint"
+            f"cannot use {where} to reach the Kubernetes API ({exc}); "
+            "give --kubeconfig or --endpoint"
         ) from None
     async with api:
         try:

@@ -9,8 +9,10 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, cast
 
+import dns.flags
+import dns.message
 import pytest
 
 from tests.support.diagnose import diagnose, diagnose_json
@@ -121,6 +123,34 @@ async def test_a_tcp_server_that_resets_is_reset_and_the_walk_goes_on() -> None:
     ]
     assert doc["queries"][0]["note"] == "connection reset by the server"
     assert len(got) == 4  # every query reached the server before the reset
+
+
+class _Truncating(asyncio.DatagramProtocol):
+    """Answers every UDP query with an empty truncated reply (TC set): go ask over TCP."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        reply = dns.message.make_response(dns.message.from_wire(data))
+        reply.flags |= dns.flags.TC
+        self.transport.sendto(reply.to_wire(), addr)
+
+
+async def test_a_truncated_reply_whose_tcp_retry_is_refused_says_so() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(_Truncating, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]  # no TCP listener on it
+        doc = await diagnose_json(
+            "big.example.test.", "--server", f"127.0.0.1:{port}", "--qtype", "A", *FAST
+        )
+    finally:
+        transport.close()
+    [query] = doc["queries"]
+    assert (query["rcode"], query["error"]) == ("REFUSED", "REFUSED")
+    assert query["note"] == "TCP retry (reply was truncated): TCP connection refused"
+    assert doc["status"] == "error"
 
 
 @pytest.mark.parametrize(
