@@ -31,6 +31,7 @@ from kdns.plugins import (
     prometheus,
     ready,
     reload,
+    template,
     whoami,
 )
 from kdns.plugins import any as any_class
@@ -56,6 +57,7 @@ SPECS: tuple[PluginSpec, ...] = (
     cache.SPEC,
     autopath.SPEC,
     minimal.SPEC,
+    template.SPEC,
     hosts.SPEC,
     kubernetes.SPEC,
     loop.SPEC,

@@ -33,11 +33,6 @@ PENDING: dict[str, tuple[str, ...]] = {
     "coredns-docs-k8s_external-fallthrough.Corefile": ("k8s_external",),
     "coredns-docs-k8s_external-transfer.Corefile": ("k8s_external", "transfer"),
     "coredns-docs-k8s_external.Corefile": ("k8s_external",),
-    "coredns-docs-template-a-ptr.Corefile": ("template",),
-    "coredns-docs-template-cname.Corefile": ("template",),
-    "coredns-docs-template-invalid-nxdomain.Corefile": ("template",),
-    "coredns-docs-template-search-domain-regex.Corefile": ("template",),
-    "coredns-docs-template-search-domain.Corefile": ("template",),
     "kubespray-nodelocaldns-docs-options.Corefile": ("https://",),
     # Its docs' values `cache 0` and `denial 0` are refused by CoreDNS too (cache setup tests).
     "kubespray-coredns-docs-options.Corefile": (
