@@ -51,7 +51,6 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--node-resolv-conf",
-        default="/etc/resolv.conf",
         metavar="PATH",
         help="the node's resolv.conf, the kubelet's --resolv-conf (with --pod; default "
         "/etc/resolv.conf; '' as the kubelet's empty value)",

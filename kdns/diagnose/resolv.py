@@ -104,8 +104,11 @@ def _find_pod(args: argparse.Namespace) -> pods.FoundPod:
 def choose(args: argparse.Namespace, zone: str) -> Chosen:
     """The resolv.conf for the arguments; `zone` is the cluster domain to model."""
     if args.resolv_conf:
-        if args.pod or args.namespace:
-            raise InputError("--resolv-conf reads a real file: leave out --pod and --namespace")
+        if args.pod or args.namespace or args.node_resolv_conf is not None or args.node_search:
+            raise InputError(
+                "--resolv-conf reads a real file: leave out --pod, --namespace and the node's"
+                " settings"
+            )
         try:
             with open(args.resolv_conf) as f:
                 conf = search.parse_resolv_conf(f.read(), args.resolv_conf)
@@ -119,16 +122,17 @@ def choose(args: argparse.Namespace, zone: str) -> Chosen:
         if args.node_search:
             raise InputError("--pod reads the node's search domains from --node-resolv-conf")
         found = _find_pod(args)
-        kubelet = poddns.Kubelet(
-            _cluster_dns(args.cluster_dns), zone.rstrip("."), _node(args.node_resolv_conf)
-        )
+        node = _node("/etc/resolv.conf" if args.node_resolv_conf is None else args.node_resolv_conf)
+        kubelet = poddns.Kubelet(_cluster_dns(args.cluster_dns), zone.rstrip("."), node)
         chosen = _from_kubelet(found.pod, kubelet, found.origin, found)
     else:
+        if args.node_resolv_conf is not None:
+            raise InputError("--node-resolv-conf goes with --pod (with --namespace: --node-search)")
         namespace = args.namespace or "default"
         node = poddns.NodeResolvConf(searches=tuple(args.node_search))
         kubelet = poddns.Kubelet(_cluster_dns(args.cluster_dns), zone.rstrip("."), node)
         pod = poddns.PodDNS(namespace)
-        chosen = _from_kubelet(pod, kubelet, f"ClusterFirst pod in namespace {namespace}", None)
+        chosen = _from_kubelet(pod, kubelet, f"a pod in namespace {namespace}", None)
     if args.ndots is not None:
         chosen = replace(chosen, conf=replace(chosen.conf, ndots=args.ndots))
     return chosen

@@ -209,6 +209,10 @@ async def test_missing_files_are_one_line_and_exit_1(tmp_path: Path, node: str) 
     assert code == 1 and err.count("\n") == 1 and "--node-resolv-conf" in err
     code, _, err = await diagnose("web", "--pod", pod, "--cluster-dns", "10.96.0.300")
     assert code == 1 and "'10.96.0.300' is not an IP address" in err
+    code, _, err = await diagnose("web", "-n", "shop", "--node-resolv-conf", node)
+    assert code == 1 and "--node-resolv-conf goes with --pod" in err
+    code, _, err = await diagnose("web", "--resolv-conf", node, "-n", "shop")
+    assert code == 1 and "--resolv-conf reads a real file" in err
 
 
 def kubeconfig(tmp_path: Path, url: str) -> str:
