@@ -6,8 +6,12 @@ RFC 2308 (smallest of the SOA's TTL and MINIMUM), both clamped to [MINTTL, TTL];
 class, DO and CD. Truncated replies are never stored.
 
 Answers written by the cluster index (`kubernetes`, `autopath`) are stored for at most their own
-TTL, never raised to MINTTL, so a cached cluster answer cannot outlive an index change by more
-than the TTL the kubernetes plugin gave it (`ttl 0` answers are not cached at all).
+TTL, never raised to MINTTL (`ttl 0` answers are not cached at all), and with the validity check
+the plugin gave (see `memo`): a cached cluster answer ends as soon as the index publishes a
+change to the objects it came from, so a new Service resolves, and a deleted one stops, at once
+rather than a TTL later. Forwarded answers keep their TTLs.
+
+Each tier is an LRU; once full, it admits a new name only on its second ask (`admission`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kdns import metrics
+from kdns.admission import Doorkeeper
 from kdns.corefile import Directive
 from kdns.dns import names
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
@@ -159,6 +164,9 @@ class Entry:
     hits: int = 0
     last_hit: float = 0.0
     refreshing: bool = False
+    # While the answer may be served (the kubernetes plugin's "my index still says this"):
+    # a cluster answer ends when the objects it came from change, not when its TTL does.
+    valid: Callable[[], bool] | None = None
 
 
 class _Store:
@@ -168,6 +176,9 @@ class _Store:
     linked list, in Python); every query that misses pays an insert, so at 10,000 names it
     doubled the cost of a miss. An insertion-ordered dict moved on each hit is the LRU order;
     an expired entry is dropped when it is next read or reaches the old end.
+
+    Once full, a new key is admitted only if it was offered before (a Doorkeeper): a flood of
+    names asked once then neither grows memory nor evicts the names asked all day.
     """
 
     def __init__(
@@ -178,6 +189,7 @@ class _Store:
         self._clock = clock
         self._evicted = evicted
         self._data: OrderedDict[Key, tuple[float, Entry]] = OrderedDict()
+        self.doorkeeper = Doorkeeper()
 
     def get(self, key: Key) -> Entry | None:
         item = self._data.get(key)
@@ -210,6 +222,8 @@ class _Store:
         if key in data:
             data[key] = (expires, entry)
             data.move_to_end(key)
+            return
+        if len(data) >= self.capacity and not self.doorkeeper.seen_before(key):
             return
         while len(data) >= self.capacity > 0:
             _, (old_expiry, _) = data.popitem(last=False)
@@ -323,6 +337,9 @@ class CachePlugin:
         now = self.clock()
         key = self.key(request)
         entry = self._get(key)
+        if entry is not None and entry.valid is not None and not entry.valid():
+            self.stores[entry.kind].pop(key)  # what it was derived from has changed
+            entry = None
         if entry is not None:
             age = now - entry.stored
             if age < entry.ttl:
@@ -358,7 +375,7 @@ class CachePlugin:
         if note is None:
             return
         left = entry.ttl - age
-        note.allow()
+        note.allow(entry.valid)
         now = time.monotonic()
         note.bound(now + left)
         if not self.config.keepttl:
@@ -409,10 +426,22 @@ class CachePlugin:
         task.add_done_callback(self._tasks.discard)
 
     async def _fetch(self, key: Key, request: Request, call_next: Handler, hits: int = 0) -> Reply:
+        note = memo.get()
+        mark = len(note.checks) if note is not None else 0
         reply = await call_next(request)
-        return self.store(key, request.name, reply, self.clock(), hits)
+        # The validity checks the plugins that answered gave for re-serving this reply.
+        valid = memo.every(note.checks[mark:]) if note is not None else None
+        return self.store(key, request.name, reply, self.clock(), hits, valid)
 
-    def store(self, key: Key, name: str, reply: Reply, now: float, hits: int = 0) -> Reply:
+    def store(
+        self,
+        key: Key,
+        name: str,
+        reply: Reply,
+        now: float,
+        hits: int = 0,
+        valid: Callable[[], bool] | None = None,
+    ) -> Reply:
         """Remember `reply` if it may be cached; returns what the client should see."""
         cfg = self.config
         kind = classify(reply)
@@ -436,7 +465,7 @@ class CachePlugin:
             if ttl <= 0:
                 return reply
         shown = reply if cfg.keepttl else _set_ttl(reply, int(ttl))
-        entry = Entry(shown, now, ttl, kind, hits=hits, last_hit=now)
+        entry = Entry(shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
         other = "denial" if kind == "success" else "success"
         self.stores[other].pop(key, None)
         self.stores[kind][key] = entry

@@ -6,13 +6,14 @@ kubernetes plugin: "while my index generation is this one"), the cache bounds it
 for its TTLs to count down, and asks to be told of each fast hit (so its hit counters stay
 right), loadbalance asks for shuffling, and anything whose answer depends on more than the
 question bytes (the client's address, an upstream without a cache, prefetching) calls `deny()`.
-Nothing is memoised unless some plugin allowed it and none denied it.
+Nothing is memoised unless some plugin allowed it and none denied it. The cache keeps the
+validity checks given for a reply it stores, so its own entries end with the same checks.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -46,6 +47,16 @@ class Memo:
     @property
     def usable(self) -> bool:
         return self.allowed and not self.denied
+
+
+def every(checks: Sequence[Callable[[], bool]]) -> Callable[[], bool] | None:
+    """One check that holds while all of `checks` do (None when there are none)."""
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+    fixed = tuple(checks)
+    return lambda: all(c() for c in fixed)
 
 
 current: contextvars.ContextVar[Memo | None] = contextvars.ContextVar("kdns_memo", default=None)

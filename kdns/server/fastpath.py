@@ -20,17 +20,15 @@ import itertools
 import random
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from kdns.admission import Doorkeeper
 from kdns.dns.records import AAAA, MX, A
 from kdns.dns.wire import Span
-from kdns.plugins.memo import Memo
+from kdns.plugins.memo import Memo, every
 
 MAX_ENTRIES = 20_000  # the hot set of a cluster is a few thousand names; this bounds memory
-# Queries seen once are remembered (as hashes) in two generations of up to this many each; a
-# reply is stored only for a query seen before, so names asked once never take a slot.
-SEEN_PER_GENERATION = 1 << 16
 MAX_QUERY = 300  # longer queries (EDNS options, cookies) take the full path
 MAX_ROTATIONS = 16
 FLUSH_EVERY = 4096  # entries with unreported hits before counts are handed on anyway
@@ -54,15 +52,6 @@ class Entry:
     fresh: bool = True  # not flushed yet: the first flush resolves the recorder's callbacks
 
 
-def _all(checks: Sequence[Callable[[], bool]]) -> Callable[[], bool] | None:
-    if not checks:
-        return None
-    if len(checks) == 1:
-        return checks[0]
-    fixed = tuple(checks)
-    return lambda: all(c() for c in fixed)
-
-
 class FastPath:
     def __init__(
         self, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
@@ -75,8 +64,7 @@ class FastPath:
         # counts from then on (the metrics recorder resolves its counters once, not per query).
         self.on_first_hit: list[Callable[[Entry], Callable[[int], None] | None]] = []
         self._pending: list[Entry] = []
-        self._seen: set[int] = set()
-        self._seen_before: set[int] = set()
+        self.doorkeeper = Doorkeeper()  # a reply is stored for a query seen before only
 
     def answer(self, data: bytes) -> bytes | None:
         """The reply for `data`, or None when the query must take the full path."""
@@ -132,7 +120,7 @@ class FastPath:
         if memo.until <= now:
             return
         key = query[2:]
-        if not self._admit(key):
+        if key not in self.entries and not self.doorkeeper.seen_before(key):
             return
         tail = reply[2:]
         tails: tuple[bytes, ...] = (tail,)
@@ -155,7 +143,7 @@ class FastPath:
         self.entries[key] = Entry(
             tails,
             memo.until,
-            _all(memo.checks),
+            every(memo.checks),
             tuple(memo.on_hit),
             stat,
             len(reply),
@@ -163,21 +151,9 @@ class FastPath:
             born,
         )
 
-    def _admit(self, key: bytes) -> bool:
-        """True for a query seen before (or already stored); else remember it and say no."""
-        h = hash(key)  # bytes cache their hash: the dict insert that may follow reuses it
-        if h in self._seen or h in self._seen_before or key in self.entries:
-            return True
-        seen = self._seen
-        seen.add(h)
-        if len(seen) >= SEEN_PER_GENERATION:
-            self._seen_before, self._seen = seen, set()
-        return False
-
     def clear(self) -> None:
         self.entries.clear()
-        self._seen.clear()
-        self._seen_before.clear()
+        self.doorkeeper.clear()
 
 
 def _restamp(entry: Entry, applied: int) -> None:

@@ -224,6 +224,20 @@ async def test_disable_keepttl_and_capacity() -> None:
         assert metric(s, "coredns_cache_entries", type="success") == 1
 
 
+async def test_a_full_cache_admits_names_asked_twice_and_keeps_its_hot_set() -> None:
+    async with stack("cache {\n denial 4\n}") as s:
+        for _ in range(3):
+            await s.ask("hot.example.test.")  # a denial asked all day
+        for i in range(40):  # a flood of names asked once
+            await s.ask(f"flood{i}.example.test.")
+        await s.ask("hot.example.test.")
+        assert s.up.counts[("hot.example.test.", "A")] == 1  # never pushed out
+        assert metric(s, "coredns_cache_entries", type="denial") == 4
+        for _ in range(3):  # a new name asked again earns its place
+            await s.ask("again.example.test.")
+        assert s.up.counts[("again.example.test.", "A")] == 2
+
+
 async def test_min_ttl_raises_short_upstream_ttls_but_not_index_answers() -> None:
     async with stack("cache 30", ttl=1) as s:
         first = await s.ask("www.example.test.")

@@ -163,6 +163,56 @@ async def test_create_modify_delete_reach_answers(api: FakeApiServer, tmp_path: 
         assert not api.list_requests("pods"), "pods are watched only when a mode needs them"
 
 
+async def test_index_changes_show_through_the_cache_at_once(
+    api: FakeApiServer, tmp_path: Path
+) -> None:
+    """With kubeadm's `cache 30`, a change is answered as soon as the index publishes it:
+    cached cluster answers (and the bytes re-served from them) end with the index objects
+    they came from, not 30 s later."""
+    conf = f"""
+.:PORT {{
+    cache 30
+    kubernetes cluster.local in-addr.arpa {{
+        endpoint {api.url}
+        startup_timeout 3s
+        ttl 30
+    }}
+}}
+"""
+    new = "new.default.svc.cluster.local"
+    async with running_kdns(conf, tmp_path) as run:
+        plugin = k8s_plugin(run)
+        for _ in range(3):  # cached, and asked often enough to be re-served from bytes
+            assert await answer(run.port, new) == (dns.rcode.NXDOMAIN, set())
+            assert await answer(run.port, WEB) == (dns.rcode.NOERROR, {"10.96.0.10"})
+            assert await answer(run.port, DB) == (dns.rcode.NOERROR, {"10.1.0.1", "10.1.0.2"})
+
+        async def published(key: tuple[str, str], want: bool = True) -> bool:
+            return (key in plugin.index.services) == want
+
+        api.apply(service("new", cluster_ip="10.96.0.20"))
+        await eventually(lambda: published(("default", "new")), "the index has the service")
+        assert await answer(run.port, new) == (dns.rcode.NOERROR, {"10.96.0.20"})
+
+        generation = plugin.index.generation
+        api.apply(service("web", cluster_ip="10.96.0.11"))
+
+        async def moved() -> bool:
+            return bool(plugin.index.generation != generation)
+
+        await eventually(moved, "the index published the change")
+        assert await answer(run.port, WEB) == (dns.rcode.NOERROR, {"10.96.0.11"})
+
+        generation = plugin.index.generation
+        api.apply(endpoint_slice("db-abc", "db", ["10.1.0.3"]))
+        await eventually(moved, "the index published the endpoints")
+        assert await answer(run.port, DB) == (dns.rcode.NOERROR, {"10.1.0.3"})
+
+        api.delete("Service", "default", "new")
+        await eventually(lambda: published(("default", "new"), False), "the service is gone")
+        assert await answer(run.port, new) == (dns.rcode.NXDOMAIN, set())
+
+
 async def test_old_snapshots_are_not_kept_alive(api: FakeApiServer, tmp_path: Path) -> None:
     """Replies memoised for the fast path must not pin the index snapshot they came from."""
     from kdns.cluster.index import ClusterIndex

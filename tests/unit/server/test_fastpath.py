@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dns.message
 
+from kdns import admission
 from kdns.dns import records as rr
 from kdns.dns import wire
 from kdns.dns.message import NOERROR, Reply, Request
 from kdns.plugins.memo import Memo
-from kdns.server import fastpath
 from kdns.server.fastpath import FastPath
 from tests.support.client import make_query
 
@@ -52,13 +52,13 @@ def test_names_asked_once_take_no_slot_and_do_not_push_out_the_hot_set() -> None
     memo = Memo()
     memo.allow()
     hot = _store(fp, memo, (rr.a("web.shop.svc.cluster.local.", 30, "10.0.0.1"),))
-    for i in range(fastpath.SEEN_PER_GENERATION * 3):  # a flood of names asked once
+    for i in range(admission.PER_GENERATION * 3):  # a flood of names asked once
         q = make_query(f"x{i}.shop.svc.cluster.local.", "A").to_wire()
         fp.store(q, q, memo, [], None)
     assert list(fp.entries) == [hot[2:]]
     assert fp.answer(hot) is not None
     # What remembers them is bounded: two generations of hashes.
-    assert len(fp._seen) + len(fp._seen_before) <= 2 * fastpath.SEEN_PER_GENERATION
+    assert len(fp.doorkeeper) <= 2 * admission.PER_GENERATION
 
 
 def test_id_is_spliced_and_nothing_else_changes() -> None:
