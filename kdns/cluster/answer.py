@@ -8,6 +8,7 @@ name exists (NODATA vs NXDOMAIN) falls out of the same lookup: a name exists whe
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -82,17 +83,24 @@ class _NoName(Exception):
 
 def soa_record(opts: Options, index: ClusterIndex, zone_text: str) -> RR:
     zone_text = zone_text if zone_text.endswith(".") else zone_text + "."
+    return _soa(zone_text, opts.ttl, index.serial)
+
+
+@functools.lru_cache(maxsize=256)
+def _soa(zone_text: str, ttl: int, serial: int) -> RR:
+    # Every negative answer carries one: built once per zone spelling and serial, not per
+    # query (records are immutable, so one object serves them all).
     dotted = "" if zone_text == "." else zone_text
     return rr.soa(
         zone_text,
-        min(opts.ttl, 300),
+        min(ttl, 300),
         f"ns.dns.{dotted}",
         f"hostmaster.{dotted}",
-        index.serial,
+        serial,
         7200,
         1800,
         86400,
-        opts.ttl,
+        ttl,
     )
 
 

@@ -341,9 +341,15 @@ def _qname_text(wire: bytes) -> str:
     i = 0
     while wire[i]:
         n = wire[i]
-        labels.append(names.label_from_wire(wire[i + 1 : i + 1 + n]))
+        labels.append(wire[i + 1 : i + 1 + n])
         i += 1 + n
-    return ".".join(labels) + "." if labels else "."
+    if not labels:
+        return "."
+    joined = b".".join(labels)
+    if joined.count(b".") != len(labels) - 1 or b"\\" in joined:
+        # A label holds a dot or a backslash: those are escaped label by label.
+        return ".".join(names.label_from_wire(label) for label in labels) + "."
+    return joined.decode("latin-1") + "."
 
 
 class _Writer:
