@@ -138,8 +138,8 @@ class FastPath:
             ttls = tuple((s[3] - 2, _TTL.unpack_from(reply, s[3])[0]) for s in spans)
         if len(self.entries) >= self.max_entries:
             # Drop the oldest tenth: cheap, and hot names come straight back.
-            for key in list(itertools.islice(self.entries, self.max_entries // 10 or 1)):
-                del self.entries[key]
+            for old in list(itertools.islice(self.entries, self.max_entries // 10 or 1)):
+                del self.entries[old]
         self.entries[key] = Entry(
             tails,
             memo.until,

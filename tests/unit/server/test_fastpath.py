@@ -47,6 +47,20 @@ def test_a_query_is_stored_on_its_second_ask_only() -> None:
     assert fp.answer(q) is not None
 
 
+def test_a_full_table_stores_the_new_reply_under_its_own_query() -> None:
+    fp = FastPath(max_entries=10, clock=Clock())
+    memo = Memo()
+    memo.allow()
+    queries = [make_query(f"n{i}.shop.svc.cluster.local.", "A").to_wire() for i in range(11)]
+    for q in queries:
+        for _ in range(2):  # asked twice: stored
+            fp.store(q, q, memo, [], None)
+    # The eleventh made room by dropping the oldest; it is stored under its own bytes.
+    assert fp.answer(queries[-1]) is not None
+    assert fp.answer(queries[0]) is None
+    assert len(fp.entries) <= 10
+
+
 def test_names_asked_once_take_no_slot_and_do_not_push_out_the_hot_set() -> None:
     fp = FastPath(max_entries=100, clock=Clock())
     memo = Memo()
