@@ -296,10 +296,8 @@ class KubernetesPlugin:
         return not ft or names.longest_zone(name, ft) is not None
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
-        if (
-            request.qclass != rr.CLASS_IN
-            or names.longest_zone(request.name, self.options.zones) is None
-        ):
+        zone = names.longest_zone(request.name, self.options.zones)
+        if zone is None or request.qclass != rr.CLASS_IN:
             return await call_next(request)
         index = self.index  # one consistent snapshot for this lookup
         result = answer.lookup(index, self.options, request.qname, request.qtype)
@@ -314,7 +312,7 @@ class KubernetesPlugin:
                     plugin=self.name,
                     error="kubernetes: not yet synced with the API",
                 )
-            self._count_nxdomain(request, index)
+            self._count_nxdomain(request, index, zone)
         if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
             memo.deny()  # the answer now holds upstream data with its own lifetime
             reply = await self._chase(request, reply, result.chase)
@@ -345,11 +343,11 @@ class KubernetesPlugin:
 
         return check
 
-    def _count_nxdomain(self, request: Request, index: ClusterIndex) -> None:
-        """Count NXDOMAINs, and those that are a pod's search list burning queries."""
+    def _count_nxdomain(self, request: Request, index: ClusterIndex, zone: str) -> None:
+        """Count NXDOMAINs, and those that are a pod's search list burning queries (`zone`:
+        the plugin's zone the name is in, already matched by the caller)."""
         counters: list[Any] = [self._nxdomain]
-        zone = names.longest_zone(request.name, self.options.zones)
-        if zone is not None and zone != "." and not zone.endswith(answer.REVERSE_ZONES):
+        if zone != "." and not zone.endswith(answer.REVERSE_ZONES):
             rel = request.name[: len(request.name) - len(zone)].rstrip(".")
             found = search.expansion(
                 names.split(rel) if rel else [],

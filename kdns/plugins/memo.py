@@ -32,7 +32,9 @@ class Memo:
 
     def allow(self, check: Callable[[], bool] | None = None) -> None:
         self.allowed = True
-        if check is not None:
+        # The cache passes on the check the plugin behind it gave: keep one of each, or every
+        # hit served from bytes would run it twice.
+        if check is not None and check not in self.checks:
             self.checks.append(check)
 
     def deny(self) -> None:
