@@ -12,6 +12,10 @@ change to the objects it came from, so a new Service resolves, and a deleted one
 rather than a TTL later. Forwarded answers keep their TTLs.
 
 Each tier is an LRU; once full, it admits a new name only on its second ask (`admission`).
+
+A reply served from an entry is labelled `plugin="cache"` in `coredns_dns_responses_total`, as
+CoreDNS labels it, and so are the fast path's re-serves of those bytes; the miss that filled the
+entry keeps the label of the plugin that wrote it.
 """
 
 from __future__ import annotations
@@ -157,7 +161,8 @@ def _prefetch(sub: Directive, cfg: CacheConfig) -> CacheConfig:
 
 @dataclass(slots=True)
 class Entry:
-    reply: Reply  # TTLs already capped to `ttl` (unless keepttl)
+    reply: Reply  # TTLs already capped to `ttl` (unless keepttl), labelled plugin="cache"
+    filled: Reply  # the same reply as the miss that stored it returned it (its writer's label)
     stored: float
     ttl: float  # seconds it is fresh
     kind: str  # "success" or "denial"
@@ -365,7 +370,7 @@ class CachePlugin:
         self.m.misses.inc()
         reply = await self._fetch(key, request, call_next)
         stored = self._get(key)
-        if stored is not None and stored.reply is reply and not cfg.prefetch:
+        if stored is not None and stored.filled is reply and not cfg.prefetch:
             self._memo_hit(stored, self.clock() - stored.stored, self.m.hits[stored.kind])
         return reply
 
@@ -376,6 +381,7 @@ class CachePlugin:
             return
         left = entry.ttl - age
         note.allow(entry.valid)
+        note.credit = CachePlugin.name  # re-serves of these bytes are cache hits
         now = time.monotonic()
         note.bound(now + left)
         if not self.config.keepttl:
@@ -465,7 +471,8 @@ class CachePlugin:
             if ttl <= 0:
                 return reply
         shown = reply if cfg.keepttl else _set_ttl(reply, int(ttl))
-        entry = Entry(shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
+        served = replace(shown, plugin=CachePlugin.name)  # what each hit answers with
+        entry = Entry(served, shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
         other = "denial" if kind == "success" else "success"
         self.stores[other].pop(key, None)
         self.stores[kind][key] = entry

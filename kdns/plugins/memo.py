@@ -26,6 +26,9 @@ class Memo:
     # Told how many times the bytes were served again (in batches: see FastPath.flush).
     on_hit: list[Callable[[int], None]] = field(default_factory=list)
     shuffle: bool = False
+    # The plugin the fast path's re-serves are credited to in metrics (the cache, for the bytes
+    # of its entries); empty: the plugin that wrote the reply.
+    credit: str = ""
     # (monotonic time at which the reply's records had age 0, age in whole seconds already
     # subtracted from the TTLs of the encoded reply): TTLs then count down on every hit.
     countdown: tuple[float, int] | None = None

@@ -146,7 +146,7 @@ class Dispatcher:
             out = wire.encode(decoded, reply)
             note.deny()
         if proto == "udp" and note.usable:
-            self.fastpath.store(data, out, note, spans, (decoded, reply, zone))
+            self.fastpath.store(data, out, note, spans, (decoded, reply, zone, note.credit))
         if self.observers:
             elapsed = time.perf_counter() - start
             for obs in self.observers:

@@ -83,14 +83,21 @@ class FastHandle:
     )
 
     def __init__(
-        self, rec: QueryRecorder, server: str, request: Request, reply: Reply, zone: str, size: int
+        self,
+        rec: QueryRecorder,
+        server: str,
+        request: Request,
+        reply: Reply,
+        zone: str,
+        size: int,
+        plugin: str,
     ) -> None:
         family = "2" if ":" in request.client else "1"
         key = (server, zone, request.proto, family, TYPE_LABEL.get(request.qtype, "other"))
         self.req_cell = rec.requests.setdefault(key, [0])
         sz = (server, zone)
         self.do = rec.do_requests.setdefault(sz, [0]) if request.do else None
-        rkey = (server, zone, rcode_name(reply.rcode), reply.plugin)
+        rkey = (server, zone, rcode_name(reply.rcode), plugin)
         self.resp_cell = rec.responses.setdefault(rkey, [0])
         pkey = (server, zone, request.proto)
         self.dur = rec.duration.setdefault(sz, _Histogram(len(TIME_BUCKETS)))
@@ -292,11 +299,14 @@ def attach(
         ) -> Callable[[int], None] | None:
             # An entry's first hit: `stat` is what the full path saw; resolve the counters
             # its hits bump once, and hand back what each hit calls.
-            seen: tuple[Request, Reply, str] = entry.stat  # type: ignore[assignment]
-            request, reply, zone = seen
+            # The memo's credit names the plugin re-serves count for (the cache, whose entry
+            # these bytes are, even when they were stored from the miss that filled it).
+            seen: tuple[Request, Reply, str, str] = entry.stat  # type: ignore[assignment]
+            request, reply, zone, credit = seen
             if zone not in _enabled:
                 return None
             server = _servers.get(zone, _default)
-            return FastHandle(recorder, server, request, reply, zone, entry.size).hit
+            plugin = credit or reply.plugin
+            return FastHandle(recorder, server, request, reply, zone, entry.size, plugin).hit
 
         dispatcher.on_first_fast_hit.append(fast_hit)
