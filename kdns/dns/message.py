@@ -156,9 +156,14 @@ class Reply:
         )
 
     def with_records(
-        self, answer: tuple[RR, ...], authority: tuple[RR, ...], additional: tuple[RR, ...]
+        self,
+        answer: tuple[RR, ...],
+        authority: tuple[RR, ...],
+        additional: tuple[RR, ...],
+        plugin: str | None = None,
     ) -> Reply:
-        """The same reply with other sections (direct construction: replace() is slow)."""
+        """The same reply with other sections, and another writer when `plugin` is given
+        (direct construction: replace() is slow, and caches call this on every miss)."""
         return Reply(
             self.rcode,
             answer,
@@ -168,7 +173,7 @@ class Reply:
             self.tc,
             self.ra,
             self.ad,
-            self.plugin,
+            self.plugin if plugin is None else plugin,
             self.error,
             self.options,
             self.size_cap,

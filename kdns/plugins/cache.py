@@ -471,7 +471,8 @@ class CachePlugin:
             if ttl <= 0:
                 return reply
         shown = reply if cfg.keepttl else _set_ttl(reply, int(ttl))
-        served = replace(shown, plugin=CachePlugin.name)  # what each hit answers with
+        # What each hit answers with: the same records, written by the cache.
+        served = shown.with_records(shown.answer, shown.authority, shown.additional, self.name)
         entry = Entry(served, shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
         other = "denial" if kind == "success" else "success"
         self.stores[other].pop(key, None)
