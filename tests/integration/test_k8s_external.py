@@ -322,3 +322,26 @@ def test_needs_a_kubernetes_plugin() -> None:
     conf = from_text(".:1053 {\n k8s_external example.org\n}\n", "Corefile")
     with pytest.raises(CorefileError, match="Corefile:2: k8s_external needs a kubernetes"):
         app.build(conf, CollectorRegistry())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "k8s_external example.org {\n  ttl 3601\n }",
+            "Corefile:3: ttl must be between 0 and 3600",
+        ),
+        ("k8s_external example.org {\n  ttl\n }", "Corefile:3: wrong number of arguments for ttl"),
+        (
+            "k8s_external example.org {\n  apex\n }",
+            "Corefile:3: wrong number of arguments for apex",
+        ),
+        ("k8s_external example.org {\n  apex a..b\n }", "Corefile:3: invalid apex 'a..b'"),
+        ("k8s_external example.org {\n  headless yes\n }", "Corefile:3: headless takes no"),
+        ("k8s_external example.org {\n  upstream\n }", "Corefile:3: unknown property 'upstream'"),
+        ("k8s_external exa..mple.org", "Corefile:2: invalid zone"),
+    ],
+)
+def test_bad_options_are_refused_at_their_line(text: str, message: str) -> None:
+    with pytest.raises(CorefileError, match=message):
+        from_text(f".:1053 {{\n {text}\n kubernetes\n}}\n", "Corefile")
