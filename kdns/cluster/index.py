@@ -115,7 +115,7 @@ class IndexBuilder:
         if isinstance(obj, Service):
             old = self._services.get(obj.key)
             if old == obj:
-                return  # e.g. a status-only update: nothing DNS shows changed
+                return  # e.g. an update of fields DNS does not read (annotations, selector)
             self._changed = True
             if old is not None:
                 self._drop_cluster_ips(old)

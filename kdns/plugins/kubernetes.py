@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 from collections.abc import Callable
@@ -369,21 +370,34 @@ class KubernetesPlugin:
             note.on_hit.extend(c.inc for c in counters)
 
 
+# How many CNAME lookups through the server the current query is inside: an ExternalName
+# Service and a load balancer hostname may point at each other's names (a loop across plugins).
+_chase_depth: contextvars.ContextVar[int] = contextvars.ContextVar("kdns_chase_depth", default=0)
+
+
 async def chase(lookup: Handler, request: Request, reply: Reply, target: str) -> Reply:
     """Resolve an out-of-zone CNAME target through the server (normally `forward`) and append
-    its records to `reply`; on failure the CNAME alone is still a correct answer."""
+    its records to `reply`; on failure, or past MAX_CHAIN nested lookups, the CNAME alone is
+    still a correct answer (the client follows it)."""
+    depth = _chase_depth.get()
+    if depth >= answer.MAX_CHAIN:
+        return reply
     try:
         sub = request.with_question(target)
     except ValueError:
         return reply
+    token = _chase_depth.set(depth + 1)
     try:
         upstream = await lookup(sub)
     except Exception as exc:
         log.debug("looking up CNAME target %s failed: %s", target, exc)
         return reply
+    finally:
+        _chase_depth.reset(token)
     if upstream.rcode not in (NOERROR, NXDOMAIN):
         return reply
-    return replace(reply, answer=reply.answer + upstream.answer, tc=reply.tc or upstream.tc)
+    extra = tuple(r for r in upstream.answer if r not in reply.answer)
+    return replace(reply, answer=reply.answer + extra, tc=reply.tc or upstream.tc)
 
 
 def build(config: KubernetesConfig, ctx: BuildContext) -> KubernetesPlugin:

@@ -345,3 +345,31 @@ def test_needs_a_kubernetes_plugin() -> None:
 def test_bad_options_are_refused_at_their_line(text: str, message: str) -> None:
     with pytest.raises(CorefileError, match=message):
         from_text(f".:1053 {{\n {text}\n kubernetes\n}}\n", "Corefile")
+
+
+LOOP = """
+- apiVersion: v1
+  kind: Service
+  metadata: {name: loop-a, namespace: shop}
+  spec: {type: LoadBalancer, clusterIP: 10.96.0.40, ports: [{name: http, port: 80}]}
+  status: {loadBalancer: {ingress: [{hostname: loop-b.shop.svc.cluster.local}]}}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: loop-b, namespace: shop}
+  spec: {type: ExternalName, externalName: loop-a.shop.example.org}
+"""
+
+
+async def test_a_cname_loop_across_plugins_ends(tmp_path: Path) -> None:
+    # A load balancer hostname naming an ExternalName Service that names it back: each plugin
+    # looks the other's target up through the server, a bounded number of times, and the
+    # client gets the loop's CNAMEs once each.
+    (tmp_path / "cluster.yaml").write_text(SNAPSHOT + LOOP)
+    async with fake_upstream() as up, running_kdns(corefile(up.port), tmp_path) as srv:
+        msg = await ask(srv.port, "loop-a.shop.example.org.", "A")
+        assert msg.rcode() == dns.rcode.NOERROR
+        assert rrs(msg) == [
+            ("loop-a.shop.example.org.", "CNAME", "loop-b.shop.svc.cluster.local."),
+            ("loop-b.shop.svc.cluster.local.", "CNAME", "loop-a.shop.example.org."),
+        ]
+        assert up.received == []

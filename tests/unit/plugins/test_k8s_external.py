@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from kdns.cluster import objects
+from kdns.cluster.answer import MAX_CHAIN
 from kdns.dns.message import NOERROR, Reply, Request
+from kdns.dns.records import a
 from kdns.plugins import k8s_external, kubernetes, memo
 from tests.support.fakeapi import namespace, service
 from tests.support.plugins import context, parse_directive, request
@@ -71,3 +73,19 @@ async def test_a_chased_cname_is_never_re_served_from_bytes() -> None:
     reply, note = await ask(ext, "elb.shop.example.org.")
     assert [r.rtype for r in reply.answer] == [5]  # the CNAME (the lookup here fails)
     assert not note.usable
+
+
+async def test_cname_lookups_through_the_server_nest_a_bounded_number_of_times() -> None:
+    calls = 0
+    cname = a("x.example.org.", 5, "192.0.2.1")
+
+    async def looping(req: Request) -> Reply:
+        # A server whose answer for the target is again a CNAME chased through it.
+        nonlocal calls
+        calls += 1
+        return await kubernetes.chase(looping, req, Reply(NOERROR, (cname,)), "x.example.org.")
+
+    start = Reply(NOERROR, (cname,))
+    reply = await kubernetes.chase(looping, request("y.example.org."), start, "x.example.org.")
+    assert calls == MAX_CHAIN
+    assert reply.answer == (cname,)
