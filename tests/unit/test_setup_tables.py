@@ -68,20 +68,10 @@ _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
         "cache: TestServeStalePolicy (line 235)",
         "cache: TestServeStalePolicy (line 236)",
     ),
-    "kdns checks the health port when parsing; CoreDNS only fails when it listens": (
-        "health: TestSetupHealth (line 21)",
-    ),
-    "server block key unix:// (the Go test sets it directly; kdns serves dns:// only)": (
-        "loop: TestParseServerBlockKeys (line 29)",
-    ),
     "loadbalance weighted FILE (weighted round robin) not implemented yet": (
         "loadbalance: TestSetup (line 31)",
         "loadbalance: TestSetup (line 32)",
         "loadbalance: TestSetup (line 35)",
-    ),
-    "bind to an interface name not implemented yet": (
-        "bind: TestSetup (line 29)",
-        "bind: TestSetup (line 30)",
     ),
 }
 PENDING: dict[str, str] = {rid: why for why, ids in _PENDING_GROUPS.items() for rid in ids}
