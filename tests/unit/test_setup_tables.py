@@ -48,11 +48,6 @@ _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
         "forward: TestSetupMaxAge (line 801)",
         "forward: TestSetupMaxAge (line 806)",
     ),
-    "loadbalance weighted FILE (weighted round robin) not implemented yet": (
-        "loadbalance: TestSetup (line 31)",
-        "loadbalance: TestSetup (line 32)",
-        "loadbalance: TestSetup (line 35)",
-    ),
 }
 PENDING: dict[str, str] = {rid: why for why, ids in _PENDING_GROUPS.items() for rid in ids}
 
