@@ -10,11 +10,8 @@ never guessed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import random
-import socket
-import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +24,7 @@ from kdns.dns import names, wire
 from kdns.dns import records as rr
 from kdns.dns.message import NXDOMAIN
 from kdns.sources import static
+from kdns.transport import client
 
 UPSTREAM_UNKNOWN = "would be forwarded upstream (unknown offline)"
 
@@ -159,35 +157,11 @@ def resolve_server(text: str) -> tuple[str, int]:
         except ValueError:
             raise ValueError(f"--server {text}: {host} is not a valid IPv4 address") from None
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        why = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        return client.resolve(host, port), port
+    except ValueError as exc:
         raise ValueError(
-            f"--server {text}: {host!r} is not an IP address and does not resolve ({why})"
+            f"--server {text}: {host!r} is not an IP address and does not resolve ({exc})"
         ) from None
-    return str(infos[0][4][0]), port
-
-
-_Reply = tuple[bytes, float] | Exception
-
-
-class _StepProtocol(asyncio.DatagramProtocol):
-    def __init__(self, waiting: dict[int, asyncio.Future[_Reply]]) -> None:
-        self.waiting = waiting
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) < 2:
-            return
-        fut = self.waiting.get(struct.unpack_from("!H", data)[0])
-        if fut is not None and not fut.done():
-            fut.set_result((data, time.perf_counter()))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable or a failed send. glibc's socket is connected too, so it sees
-        # the same error and stops waiting for this server.
-        for fut in self.waiting.values():
-            if not fut.done():
-                fut.set_result(exc)
 
 
 class Live:
@@ -225,30 +199,16 @@ class Live:
     ) -> tuple[list[Answer], list[float | None]]:
         if self.tcp:
             return await self._all_tcp(qname, qtypes)
-        loop = asyncio.get_running_loop()
-        waiting: dict[int, asyncio.Future[_Reply]] = {}
         ids = random.sample(range(1, 65536), len(qtypes))
-        try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _StepProtocol(waiting), remote_addr=(self.host, self.port)
-            )
-        except OSError as exc:
-            return [self._failed(exc, tcp=False) for _ in qtypes], [None for _ in qtypes]
-        sent: list[float] = []
-        try:
-            for mid, qtype in zip(ids, qtypes, strict=True):
-                waiting[mid] = loop.create_future()
-                # No EDNS: glibc and musl send plain 512-byte queries.
-                transport.sendto(wire.encode_query(qname, qtype, mid, edns_size=None))
-                sent.append(time.perf_counter())
-            await asyncio.wait(list(waiting.values()), timeout=self.timeout)
-        finally:
-            transport.close()
+        # No EDNS: glibc and musl send plain 512-byte queries.
+        queries = [
+            (mid, wire.encode_query(qname, qtype, mid, edns_size=None))
+            for mid, qtype in zip(ids, qtypes, strict=True)
+        ]
+        arrivals, sent = await client.udp_together(self.host, self.port, queries, self.timeout)
         answers: list[Answer] = []
         took: list[float | None] = []
-        for i, (mid, qtype) in enumerate(zip(ids, qtypes, strict=True)):
-            fut = waiting[mid]
-            got = fut.result() if fut.done() else TimeoutError()
+        for i, (got, qtype) in enumerate(zip(arrivals, qtypes, strict=True)):
             if isinstance(got, Exception):
                 answers.append(self._failed(got, tcp=False))
                 took.append(None)
@@ -290,17 +250,7 @@ class Live:
         mid = random.randrange(1, 65536)
         query = wire.encode_query(qname, qtype, mid, edns_size=None)
         try:
-            async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                try:
-                    writer.write(struct.pack("!H", len(query)) + query)
-                    await writer.drain()
-                    size = struct.unpack("!H", await reader.readexactly(2))[0]
-                    data = await reader.readexactly(size)
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
+            data = await client.tcp_once(self.host, self.port, query, self.timeout)
         except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
             failed = self._failed(exc, tcp=True)
             if retry:
