@@ -20,14 +20,13 @@ entry keeps the label of the plugin that wrote it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,7 +37,7 @@ from kdns.dns import names
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
 from kdns.dns.records import AXFR, IXFR, OPT, SOA
 from kdns.plugins import memo, parsing
-from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service, TaskSet
 
 log = logging.getLogger("kdns.cache")
 
@@ -285,7 +284,7 @@ class _Metrics:
     evictions: dict[str, Any] = field(default_factory=dict)
 
 
-class CachePlugin:
+class CachePlugin(Service):
     name = "cache"
 
     def __init__(
@@ -326,7 +325,7 @@ class CachePlugin:
             store = _Store(tier.capacity, ttu, loop_clock, self.m.evictions[kind])
             self.stores[kind] = store
             entries.labels(base[0], kind, *base[1:]).set_function(store.__len__)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()  # refreshes and prefetches
 
     def key(self, request: Request) -> Key:
         return (request.name, request.qtype, request.qclass, request.do, request.cd)
@@ -427,9 +426,7 @@ class CachePlugin:
             finally:
                 entry.refreshing = False
 
-        task = asyncio.create_task(run(), name=f"cache refresh {request.qname}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(run(), f"cache refresh {request.qname}")
 
     async def _fetch(self, key: Key, request: Request, call_next: Handler, hits: int = 0) -> Reply:
         note = memo.get()
@@ -479,11 +476,12 @@ class CachePlugin:
         self.stores[kind][key] = entry
         return shown
 
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self._tasks.close()
 
 
 def build(config: CacheConfig, ctx: BuildContext) -> CachePlugin:

@@ -370,3 +370,6 @@ class StaticSource:
         while True:
             self.load_once()
             await asyncio.sleep(self.poll_interval)
+
+    async def close(self) -> None:
+        """Nothing to release: the file is read whole at each load."""
