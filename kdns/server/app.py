@@ -24,7 +24,7 @@ from kdns.hostport import HostPort, show
 from kdns.plugins import directives, health, prometheus, ready, reload
 from kdns.plugins.base import BuildContext, Plugin, Readiness, Service
 from kdns.server import chain, recorder
-from kdns.server.dispatch import Dispatcher, Route
+from kdns.server.dispatch import Dispatcher, Observers, Route
 from kdns.server.recorder import QueryRecorder
 from kdns.transport.http import HttpEndpoints, HttpHandler
 from kdns.transport.listener import Listener, ListenKey
@@ -125,9 +125,17 @@ def _fatal_unset(msg: str) -> None:
     raise RuntimeError(f"fatal: {msg}")
 
 
+def _unobserved(key: ListenKey, routes: list[Route]) -> Observers:
+    return Observers()
+
+
 def build(
-    config: Config, registry: CollectorRegistry, fatal: Callable[[str], None] = _fatal_unset
+    config: Config,
+    registry: CollectorRegistry,
+    fatal: Callable[[str], None] = _fatal_unset,
+    observers: Callable[[ListenKey, list[Route]], Observers] = _unobserved,
 ) -> Instance:
+    """The Instance for `config`; `observers` says who hears about each listener's queries."""
     inst = Instance(config, registry)
     routes: dict[ListenKey, list[Route]] = {}
     lookups: list[tuple[list[Dispatcher], ListenKey]] = []
@@ -165,7 +173,7 @@ def build(
         lookups.append((target, (addrs[0], block.port)))
 
     for key, rs in routes.items():
-        inst.dispatchers[key] = Dispatcher(rs)
+        inst.dispatchers[key] = Dispatcher(rs, observers(key, rs))
         metrics.add_flusher(registry, inst.dispatchers[key].fastpath)
     for target, key in lookups:
         target.append(inst.dispatchers[key])
@@ -231,14 +239,16 @@ class App:
     async def _load(self, text: str, path: str) -> None:
         await self.activate(from_text(text, path))
 
-    def _count(self, inst: Instance) -> None:
+    def _observers(self, config: Config) -> Callable[[ListenKey, list[Route]], Observers]:
+        """The recorder's observers for the dispatchers of `config`: queries are counted for
+        the blocks that enable prometheus, panics and drops for all."""
         counted = {
             (z, block.port)
-            for block in inst.config.blocks
+            for block in config.blocks
             if block.get("prometheus") is not None
             for z in block.zones
         }
-        recorder.attach(self.recorder, inst.dispatchers, counted)
+        return lambda key, routes: recorder.observers(self.recorder, routes, key[1], counted)
 
     def _http_routes(self, inst: Instance) -> dict[HostPort, dict[str, HttpHandler]]:
         """What each HTTP address serves for `inst`: /health, /metrics, and /ready over the
@@ -271,8 +281,7 @@ class App:
         """Build, start and swap in `config`. On failure the previous Instance keeps serving
         and nothing the new one opened stays open."""
         async with self._activating:
-            inst = build(config, self.registry, self.fatal)
-            self._count(inst)
+            inst = build(config, self.registry, self.fatal, self._observers(config))
             opened: list[ListenKey] = []
             await inst.start()
             try:
