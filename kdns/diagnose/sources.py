@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from kdns import hostport
 from kdns.cluster import answer as cluster_answer
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.search import GLIBC, Answer
@@ -129,17 +130,17 @@ class Offline:
 
 def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
     """`HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address."""
-    host, port = text, default_port
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":") or not rest[1:].isdigit():
-                raise ValueError(f"invalid server {text!r}")
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        if not port_text.isdigit():
-            raise ValueError(f"invalid port in {text!r}")
+    try:
+        host, port_text = hostport.split_optional(text)
+    except ValueError:
+        raise ValueError(f"invalid server {text!r}") from None
+    port = default_port
+    if port_text is not None:
+        if not (port_text.isascii() and port_text.isdigit()):
+            bracketed = text.startswith("[")
+            raise ValueError(
+                f"invalid server {text!r}" if bracketed else f"invalid port in {text!r}"
+            )
         port = int(port_text)
     if not host:
         raise ValueError(f"--server needs HOST[:PORT], got {text!r}")

@@ -33,8 +33,8 @@ from typing import Any
 from kdns import metrics
 from kdns.admission import Doorkeeper
 from kdns.corefile import Directive
-from kdns.dns import names
-from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
+from kdns.dns import names, response
+from kdns.dns.message import SERVFAIL, Reply, Request
 from kdns.dns.records import AXFR, IXFR, OPT, SOA
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service, TaskSet
@@ -238,20 +238,11 @@ class _Store:
 
 
 def classify(reply: Reply) -> str | None:
-    """success, denial, servfail, or None for replies never cached."""
-    if reply.rcode == NOERROR:
-        return "success" if reply.answer or _delegation(reply) else "denial"
-    if reply.rcode == NXDOMAIN:
-        return "denial"
+    """success, denial (response.classify's), servfail, or None for replies never cached."""
     if reply.rcode == SERVFAIL:
         return "servfail"
-    return None
-
-
-def _delegation(reply: Reply) -> bool:
-    return any(r.rtype == 2 for r in reply.authority) and not any(
-        r.rtype == SOA for r in reply.authority
-    )
+    kind = response.classify(reply)
+    return None if kind is response.Class.ERROR else kind
 
 
 def minimal_ttl(reply: Reply, kind: str) -> int:

@@ -60,9 +60,9 @@ class ChaosPlugin:
             texts = [_hostname()]
         else:
             return await call_next(request)
-        note = memo.get()
-        if note is not None:
-            note.allow()
+        replay = memo.get()
+        if replay is not None:
+            replay.allow()
         answer = tuple(
             records.RR(request.qname, records.TXT, 0, records.txt("", 0, t).rdata, records.CLASS_CH)
             for t in texts

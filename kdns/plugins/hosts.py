@@ -219,17 +219,17 @@ class HostsPlugin(Service):
         if qtype != PTR and names.longest_zone(name, self.config.zones) is None:
             return await call_next(request)
         table = self.table
-        note = memo.get()
-        if note is not None:
+        replay = memo.get()
+        if replay is not None:
             # Whoever answers, they answer because of what the hosts data says of this name.
-            note.checks.append(self._unchanged())
+            replay.checks.append(self._unchanged())
         ttl = self.config.ttl
         if qtype == PTR:
             hosts = table.hosts_of(name)
             if not hosts:
                 return await call_next(request)  # whatever fallthrough says, as CoreDNS
             answer = tuple(RR(request.qname, PTR, ttl, names.to_wire(h)) for h in hosts)
-            return self._answer(answer, note)
+            return self._answer(answer, replay)
         owner = table.owner(name)
         if owner is None:
             if self._falls_through(name):
@@ -237,14 +237,14 @@ class HostsPlugin(Service):
             return Reply(rcode=SERVFAIL, plugin=self.name)  # no SOA to deny the name with
         if qtype in (A, AAAA):
             ips = table.addresses(owner, 4 if qtype == A else 6)
-            return self._answer(tuple(RR(request.qname, qtype, ttl, ip) for ip in ips), note)
+            return self._answer(tuple(RR(request.qname, qtype, ttl, ip) for ip in ips), replay)
         if self.config.fallthrough_unsupported and self._falls_through(name):
             return await call_next(request)
-        return self._answer((), note)  # NODATA: the name exists, with addresses only
+        return self._answer((), replay)  # NODATA: the name exists, with addresses only
 
-    def _answer(self, answer: tuple[RR, ...], note: memo.Memo | None) -> Reply:
-        if note is not None:
-            note.allow()
+    def _answer(self, answer: tuple[RR, ...], replay: memo.Memo | None) -> Reply:
+        if replay is not None:
+            replay.allow()
         return Reply(NOERROR, answer, aa=True, plugin=self.name)
 
 

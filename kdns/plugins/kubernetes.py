@@ -184,10 +184,9 @@ def resolv_search(path: Path) -> tuple[str, ...]:
     except OSError:
         return ()
     found: tuple[str, ...] = ()
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] in ("search", "domain"):
-            found = tuple(names.normalize(f) for f in fields[1:])  # the last line wins
+    for _, key, args in search.resolv_lines(text):
+        if key in ("search", "domain") and args:
+            found = tuple(names.normalize(d) for d in args)  # the last line wins
     return found
 
 
@@ -326,9 +325,9 @@ class KubernetesPlugin(Service, Readiness):
             memo.deny()  # the answer now holds upstream data with its own lifetime
             reply = await self._chase(request, reply, result.chase)
         else:
-            note = memo.get()
-            if note is not None:
-                note.allow(self._still_valid(index, result.deps))
+            replay = memo.get()
+            if replay is not None:
+                replay.allow(self._still_valid(index, result.deps))
         return reply
 
     def _still_valid(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> Callable[[], bool]:
@@ -373,9 +372,9 @@ class KubernetesPlugin(Service, Readiness):
                 counters.append(child)
         for c in counters:
             c.inc()
-        note = memo.get()
-        if note is not None:
-            note.on_hit.extend(c.inc for c in counters)
+        replay = memo.get()
+        if replay is not None:
+            replay.on_hit.extend(c.inc for c in counters)
 
     async def _chase(self, request: Request, reply: Reply, target: str) -> Reply:
         """Resolve an out-of-zone CNAME target through the server (normally `forward`)."""

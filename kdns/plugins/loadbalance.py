@@ -62,9 +62,9 @@ class LoadbalancePlugin:
         reply = await call_next(request)
         if reply.rcode != NOERROR:
             return reply
-        note = memo.get()
-        if note is not None:
-            note.shuffle = True  # replies re-served from bytes rotate the records on every hit
+        replay = memo.get()
+        if replay is not None:
+            replay.shuffle = True  # replies re-served from bytes rotate the records on every hit
         return replace(
             reply,
             answer=round_robin(reply.answer),

@@ -139,8 +139,8 @@ class Dispatcher:
                     drop(proto)
                 return None
             return decoded
-        note = memo.Memo()
-        token = memo.current.set(note)
+        replay = memo.Memo()
+        token = memo.current.set(replay)
         try:
             reply, zone = await self._handle(decoded)
         finally:
@@ -154,9 +154,9 @@ class Dispatcher:
             log.error("cannot encode a reply: %s", exc)
             reply = Reply(rcode=SERVFAIL)
             out = wire.encode(decoded, reply)
-            note.deny()
-        if proto == "udp" and note.usable:
-            self.fastpath.store(data, out, note, spans, (decoded, reply, zone, note.credit))
+            replay.deny()
+        if proto == "udp" and replay.usable:
+            self.fastpath.store(data, out, replay, spans, (decoded, reply, zone, replay.credit))
         if self.observers:
             elapsed = time.perf_counter() - start
             for obs in self.observers:

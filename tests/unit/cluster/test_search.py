@@ -362,3 +362,12 @@ def test_expansion_classifier(name: str, expected: tuple[str, str] | None) -> No
         name.split("."), lambda ns: ns in NAMESPACES, lambda ns, s: (ns, s) in SERVICES
     )
     assert got == expected
+
+
+def test_every_resolv_conf_reader_skips_comments_the_same_way() -> None:
+    text = "# generated\nnameserver 10.96.0.10 ; cluster DNS\n\nsearch a.svc b # node\n"
+    assert list(search.resolv_lines(text)) == [
+        (2, "nameserver", ["10.96.0.10"]),
+        (4, "search", ["a.svc", "b"]),
+    ]
+    assert search.parse_resolv_conf(text).search == ("a.svc.", "b.")
