@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,9 +180,6 @@ def build(
     return inst
 
 
-Hook = Callable[["App", Instance], Awaitable[None]]
-
-
 def _settings(config: Config, name: str) -> list[Any]:
     return [e.config for b in config.blocks for e in b.all(name)]
 
@@ -204,7 +201,6 @@ class App:
         self.stopping = asyncio.Event()
         self.lameduck = False
         self.exit_code = 0
-        self.on_instance: list[Hook] = []  # called when an Instance goes live
         self.http = HttpEndpoints()
         self.recorder = QueryRecorder(self.registry)
         self.registry.register(self.recorder)
@@ -307,8 +303,6 @@ class App:
             self.reloader.live(config.digest)
             self.health.live()
             inst.serving.set()
-            for hook in self.on_instance:
-                await hook(self, inst)
             for key in set(self.listeners) - wanted:
                 listener = self.listeners.pop(key)
                 await listener.close()
