@@ -170,8 +170,9 @@ def is_address_lookup(qtypes: Sequence[int]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """One reply as the walk needs it. rcode None: no reply (timeout, network error)."""
+class Outcome:
+    """What one query of a walk got, as the walk needs it. rcode None: no reply (a timeout, a
+    network error)."""
 
     rcode: int | None
     records: tuple[tuple[int, str], ...] = ()  # answer section (type, rdata text)
@@ -199,7 +200,7 @@ class Query:
     step: int  # 1-based step number
     qname: str
     qtype: int
-    answer: Answer
+    answer: Outcome
     seconds: float | None = None
 
 
@@ -215,7 +216,7 @@ class Decision(StrEnum):
 
 
 def step_decision(
-    resolver: str, replies: Sequence[tuple[int, Answer]], first_as_is: bool
+    resolver: str, replies: Sequence[tuple[int, Outcome]], first_as_is: bool
 ) -> Decision:
     """The library's rule for one step's replies, given as (qtype, answer) in send order."""
     if any(a.unknown for _, a in replies):
@@ -291,7 +292,7 @@ class Walk:
             return None
         return self.plan[self._pos]
 
-    def record(self, replies: Sequence[Answer], seconds: Sequence[float | None] = ()) -> Decision:
+    def record(self, replies: Sequence[Outcome], seconds: Sequence[float | None] = ()) -> Decision:
         """The replies to the current step, one per type in `qtypes` order."""
         cand = self.plan[self._pos]
         number = len(self.steps) + 1
@@ -353,7 +354,7 @@ class Walk:
             return "nodata"
         return "nxdomain" if code == NXDOMAIN else "error"
 
-    def _message(self, status: str, pairs: Sequence[tuple[int, Answer]] = ()) -> str:
+    def _message(self, status: str, pairs: Sequence[tuple[int, Outcome]] = ()) -> str:
         if self.resolver == MUSL:
             if status == "error":
                 bad = [a for _, a in pairs if a.rcode is None or a.rcode == SERVFAIL]

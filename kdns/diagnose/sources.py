@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from kdns import hostport
 from kdns.cluster import answer as cluster_answer
 from kdns.cluster.index import ClusterIndex, IndexBuilder
-from kdns.cluster.search import GLIBC, Answer
+from kdns.cluster.search import GLIBC, Outcome
 from kdns.config import BlockConfig, Config
 from kdns.dns import names, wire
 from kdns.dns import records as rr
@@ -103,29 +103,29 @@ class Offline:
                 best = (len(zone), b)
         return best[1] if best else None
 
-    def ask(self, qname: str, qtype: int) -> Answer:
+    def ask(self, qname: str, qtype: int) -> Outcome:
         name = names.normalize(qname)
         b = self._block_for(name)
         if b is None:
-            return Answer(None, unknown=True, note="no server block serves this name")
+            return Outcome(None, unknown=True, note="no server block serves this name")
         if b.options is None or b.index is None or names.longest_zone(name, b.zones) is None:
-            return Answer(None, unknown=True, note=UPSTREAM_UNKNOWN)
+            return Outcome(None, unknown=True, note=UPSTREAM_UNKNOWN)
         result = cluster_answer.lookup(b.index, b.options, qname, qtype)
         reply = result.reply
         falls = b.fallthrough is not None and (
             not b.fallthrough or names.longest_zone(name, b.fallthrough) is not None
         )
         if reply.rcode == NXDOMAIN and falls:
-            return Answer(None, unknown=True, note="falls through to the next plugin")
+            return Outcome(None, unknown=True, note="falls through to the next plugin")
         if result.chase is not None and qtype in (rr.A, rr.AAAA):
-            return Answer(
+            return Outcome(
                 reply.rcode,
                 _records(reply.answer),
                 unknown=True,
                 note=f"CNAME to {result.chase}, whose address is resolved upstream "
                 "(unknown offline)",
             )
-        return Answer(reply.rcode, _records(reply.answer), tc=reply.tc)
+        return Outcome(reply.rcode, _records(reply.answer), tc=reply.tc)
 
 
 def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
@@ -168,7 +168,7 @@ def resolve_server(text: str) -> tuple[str, int]:
 class Live:
     """Sends each step's queries to a DNS server, as the chosen library would.
 
-    Every failure becomes an Answer without an rcode that says what the socket reported, so the
+    Every failure becomes an Outcome without an rcode that says what the socket reported, so the
     walk goes on (or stops) as the library would; nothing here raises for a bad server.
     """
 
@@ -181,23 +181,23 @@ class Live:
         self.timeout = timeout
         self.tcp = tcp  # everything over TCP: kubectl port-forward carries nothing else
 
-    def _failed(self, exc: BaseException, tcp: bool) -> Answer:
+    def _failed(self, exc: BaseException, tcp: bool) -> Outcome:
         if isinstance(exc, TimeoutError):
-            return Answer(None, note=f"no reply within {self.timeout:g} s")
+            return Outcome(None, note=f"no reply within {self.timeout:g} s")
         if isinstance(exc, ConnectionRefusedError):
             why = "TCP connection refused" if tcp else "ICMP port unreachable"
-            return Answer(None, note=why, failure="REFUSED", unreachable=True)
+            return Outcome(None, note=why, failure="REFUSED", unreachable=True)
         if isinstance(exc, ConnectionResetError):
-            return Answer(None, note="connection reset by the server", failure="RESET")
+            return Outcome(None, note="connection reset by the server", failure="RESET")
         if isinstance(exc, asyncio.IncompleteReadError):
-            return Answer(None, note="connection closed before a whole reply", failure="CLOSED")
+            return Outcome(None, note="connection closed before a whole reply", failure="CLOSED")
         text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         # Over UDP, glibc reports any failure that is not a timeout as ECONNREFUSED.
-        return Answer(None, note=text, failure="ERROR", unreachable=not tcp)
+        return Outcome(None, note=text, failure="ERROR", unreachable=not tcp)
 
     async def ask_step(
         self, qname: str, qtypes: Sequence[int]
-    ) -> tuple[list[Answer], list[float | None]]:
+    ) -> tuple[list[Outcome], list[float | None]]:
         if self.tcp:
             return await self._all_tcp(qname, qtypes)
         ids = random.sample(range(1, 65536), len(qtypes))
@@ -207,7 +207,7 @@ class Live:
             for mid, qtype in zip(ids, qtypes, strict=True)
         ]
         arrivals, sent = await client.udp_together(self.host, self.port, queries, self.timeout)
-        answers: list[Answer] = []
+        answers: list[Outcome] = []
         took: list[float | None] = []
         for i, (got, qtype) in enumerate(zip(arrivals, qtypes, strict=True)):
             if isinstance(got, Exception):
@@ -227,8 +227,8 @@ class Live:
 
     async def _all_tcp(
         self, qname: str, qtypes: Sequence[int]
-    ) -> tuple[list[Answer], list[float | None]]:
-        answers: list[Answer] = []
+    ) -> tuple[list[Outcome], list[float | None]]:
+        answers: list[Outcome] = []
         took: list[float | None] = []
         for qtype in qtypes:
             start = time.perf_counter()
@@ -237,17 +237,17 @@ class Live:
             took.append(None if ans.rcode is None else time.perf_counter() - start)
         return answers, took
 
-    def _decode(self, data: bytes, qname: str, qtype: int) -> Answer:
+    def _decode(self, data: bytes, qname: str, qtype: int) -> Outcome:
         try:
             msg = wire.decode_message(data)
         except wire.WireError as exc:
-            return Answer(None, note=f"malformed reply: {exc}")
+            return Outcome(None, note=f"malformed reply: {exc}")
         question = msg.question[0] if msg.question else None
         if question is None or names.normalize(question[0]) != names.normalize(qname):
-            return Answer(None, note="reply for another question (ignored)")
-        return Answer(msg.rcode, _records(msg.answer), tc=msg.tc)
+            return Outcome(None, note="reply for another question (ignored)")
+        return Outcome(msg.rcode, _records(msg.answer), tc=msg.tc)
 
-    async def _tcp(self, qname: str, qtype: int, retry: bool = False) -> Answer:
+    async def _tcp(self, qname: str, qtype: int, retry: bool = False) -> Outcome:
         mid = random.randrange(1, 65536)
         query = wire.encode_query(qname, qtype, mid, edns_size=None)
         try:
