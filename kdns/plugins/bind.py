@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kdns.corefile import Directive
@@ -32,6 +33,18 @@ def parse(d: Directive, block: BlockInfo) -> BindConfig:
             raise parsing.unknown_property("bind", sub, ("except",))
         excluded.extend(parsing.ip_address(t) for t in sub.args)
     return BindConfig(tuple(addrs), tuple(excluded))
+
+
+def addresses(configs: Sequence[BindConfig]) -> tuple[str, ...]:
+    """What a block with these `bind` directives listens on: "" (every address) without one."""
+    if not configs:
+        return ("",)
+    addrs: list[str] = []
+    for config in configs:
+        for a in config.addresses:
+            if a not in config.excluded and a not in addrs:
+                addrs.append(a)
+    return tuple(addrs)
 
 
 SPEC = PluginSpec("bind", parse, None, repeatable=True)

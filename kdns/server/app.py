@@ -21,7 +21,7 @@ from kdns import heap, metrics
 from kdns.config import BlockConfig, Config, from_text
 from kdns.dns.message import Reply, Request
 from kdns.hostport import HostPort, show
-from kdns.plugins import directives, health, prometheus, ready, reload
+from kdns.plugins import bind, directives, health, prometheus, ready, reload
 from kdns.plugins.base import BuildContext, Plugin, Readiness, Service
 from kdns.server import chain, recorder
 from kdns.server.dispatch import Dispatcher, Observers, Route
@@ -30,18 +30,6 @@ from kdns.transport.http import HttpEndpoints, HttpHandler
 from kdns.transport.listener import Listener, ListenKey
 
 log = logging.getLogger("kdns")
-
-
-def listen_addresses(block: BlockConfig) -> tuple[str, ...]:
-    entries = block.all("bind")
-    if not entries:
-        return ("",)  # every address
-    addrs: list[str] = []
-    for e in entries:
-        for a in e.config.addresses:
-            if a not in e.config.excluded and a not in addrs:
-                addrs.append(a)
-    return tuple(addrs)
 
 
 def server_label(addr: str, port: int) -> str:
@@ -141,7 +129,7 @@ def build(
     lookups: list[tuple[list[Dispatcher], ListenKey]] = []
 
     for block in config.blocks:
-        addrs = listen_addresses(block)
+        addrs = bind.addresses([e.config for e in block.all("bind")])
         label = server_label(addrs[0] if len(addrs) == 1 else "", block.port)
         target: list[Dispatcher] = []  # filled once the listener's dispatcher exists
 
