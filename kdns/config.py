@@ -34,7 +34,10 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class DirectiveConfig:
+    """One directive of a server block: its name, what its parser made of it, and where it was
+    written."""
+
     name: str
     config: Any
     directive: Directive
@@ -44,7 +47,7 @@ class Entry:
 class BlockConfig:
     zones: tuple[str, ...]
     port: int
-    entries: tuple[Entry, ...]  # in chain order
+    entries: tuple[DirectiveConfig, ...]  # in chain order
     file: str
     line: int
 
@@ -52,13 +55,13 @@ class BlockConfig:
     def info(self) -> BlockInfo:
         return BlockInfo(self.zones, self.port, self.file, self.line)
 
-    def get(self, name: str) -> Entry | None:
+    def get(self, name: str) -> DirectiveConfig | None:
         for e in self.entries:
             if e.name == name:
                 return e
         return None
 
-    def all(self, name: str) -> list[Entry]:
+    def all(self, name: str) -> list[DirectiveConfig]:
         return [e for e in self.entries if e.name == name]
 
 
@@ -122,7 +125,7 @@ def build_blocks(
     # Directives are still checked when every key is bad: against the root zone.
     for port, zones in by_port.items() or [(default_port, [])]:
         info = BlockInfo(tuple(zones) or (".",), port, block.file, block.line)
-        entries: list[Entry] = []
+        entries: list[DirectiveConfig] = []
         seen: dict[str, Directive] = {}
         for d in block.directives:
             try:
@@ -138,7 +141,7 @@ def build_blocks(
 
 
 def _add_entry(
-    d: Directive, info: BlockInfo, entries: list[Entry], seen: dict[str, Directive]
+    d: Directive, info: BlockInfo, entries: list[DirectiveConfig], seen: dict[str, Directive]
 ) -> None:
     spec = directives.spec(d.name)
     if spec is None:
@@ -154,10 +157,11 @@ def _add_entry(
     parsed = spec.parse(d, info)
     if d.name in seen and spec.merge is not None:
         i = next(i for i, e in enumerate(entries) if e.name == d.name)
-        entries[i] = Entry(d.name, spec.merge(entries[i].config, parsed), entries[i].directive)
+        merged = spec.merge(entries[i].config, parsed)
+        entries[i] = DirectiveConfig(d.name, merged, entries[i].directive)
         return
     seen[d.name] = d
-    entries.append(Entry(d.name, parsed, d))
+    entries.append(DirectiveConfig(d.name, parsed, d))
 
 
 def _extend(errors: list[CorefileError], exc: CorefileError) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 from collections.abc import Iterator
 
@@ -72,3 +73,14 @@ def paused(freeze: bool = True) -> Iterator[None]:
             gc.enable()
             if freeze:
                 freeze_young()
+
+
+def give_back() -> None:
+    """Hand a bulk load's garbage back to the OS (a parsed snapshot's node graph): collect it,
+    then trim glibc's heap, which otherwise keeps those pages and the process at its peak."""
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)

@@ -33,3 +33,26 @@ def split(text: str) -> tuple[str, str]:
     elif ":" in host:
         raise ValueError(f"an IPv6 address needs brackets: [{host}]:{port_text}")
     return host, port_text
+
+
+def split_optional(text: str) -> tuple[str, str | None]:
+    """`HOST`, `HOST:PORT`, `[HOST]`, `[HOST]:PORT` or a bare IPv6 address → (host, port text,
+    None when there is none), as upstream addresses and `--server` are written.
+
+    Raises ValueError for an unclosed bracket or text after it that is not `:PORT`; the port
+    text is not checked here.
+    """
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed bracket in {text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            raise ValueError(f"{rest!r} after the bracket in {text!r}")
+        return host, rest[1:]
+    if text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        return host, port_text
+    return text, None  # a name, an IPv4 address, or an IPv6 address without a port

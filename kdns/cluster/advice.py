@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kdns.cluster.search import MUSL, Walk, absolute
+from kdns.cluster.search import MUSL, Walk
+from kdns.dns import names
 from kdns.dns.message import NXDOMAIN, SERVFAIL
 
 
@@ -138,7 +139,7 @@ def advise(
     """
     out: list[Advice] = []
     result = walk.result
-    zones = [absolute(z.lower()) for z in cluster_zones]
+    zones = [names.normalize(z) for z in cluster_zones]
     steps = walk.steps
     typed = walk.name
     per_step = len(walk.qtypes)
@@ -215,7 +216,7 @@ def advise(
     external = found_name is not None and not _in_zones(found_name, zones)
     external = external or (
         result.status in ("unknown", "nxdomain")
-        and not _in_zones(absolute(typed), zones)
+        and not _in_zones(names.absolute(typed), zones)
         and typed.count(".") >= 1
     )
     dots = typed.count(".")

@@ -17,9 +17,11 @@ the query types sent together for it (A and AAAA for `getaddrinfo(AF_UNSPEC)`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
+from kdns.dns import names
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, rcode_name
 
@@ -57,14 +59,22 @@ class ResolvConf:
         return "\n".join(lines) + "\n"
 
 
-def absolute(name: str) -> str:
-    return name if name.endswith(".") else name + "."
-
-
 def _clamped(value: str, where: str, high: int) -> int:
     if not (value.isascii() and value.isdigit()):
         raise ResolvConfError(f"{where}: expected a number, got {value!r}")
     return min(int(value), high)
+
+
+def resolv_lines(text: str) -> Iterator[tuple[int, str, list[str]]]:
+    """Each setting of a resolv.conf as (line number, keyword, arguments), without comments
+    (`#` or `;` to the end of the line) and blank lines. Every resolv.conf reader of kdns
+    (search walks, forward's upstream files, autopath's own search list) reads through this;
+    the kubelet's reading differs and is kdns.cluster.poddns's."""
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
+        if line:
+            key, *args = line.split()
+            yield lineno, key, args
 
 
 def parse_resolv_conf(text: str, file: str = "resolv.conf") -> ResolvConf:
@@ -73,14 +83,10 @@ def parse_resolv_conf(text: str, file: str = "resolv.conf") -> ResolvConf:
     nameservers: list[str] = []
     options: list[str] = []
     ndots, attempts, timeout = DEFAULT_NDOTS, 2, 5
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
-        if not line:
-            continue
-        key, *args = line.split()
+    for lineno, key, args in resolv_lines(text):
         where = f"{file}:{lineno}"
         if key in ("search", "domain"):
-            search = tuple(absolute(d.lower()) for d in args)
+            search = tuple(names.normalize(d) for d in args)
         elif key == "nameserver":
             if len(args) != 1:
                 raise ResolvConfError(f"{where}: nameserver takes one address")
@@ -107,9 +113,9 @@ def pod_resolv_conf(
     ndots: int = KUBELET_NDOTS,
 ) -> ResolvConf:
     """What kubelet writes for a `dnsPolicy: ClusterFirst` pod in `namespace`."""
-    zone = absolute(zone.lower())
+    zone = names.normalize(zone)
     search: tuple[str, ...] = (f"{namespace}.svc.{zone}", f"svc.{zone}", zone)
-    search += tuple(absolute(d.lower()) for d in node_search)
+    search += tuple(names.normalize(d) for d in node_search)
     return ResolvConf(search, ndots, nameservers=(nameserver,), options=(f"ndots:{ndots}",))
 
 
@@ -164,8 +170,9 @@ def is_address_lookup(qtypes: Sequence[int]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """One reply as the walk needs it. rcode None: no reply (timeout, network error)."""
+class Outcome:
+    """What one query of a walk got, as the walk needs it. rcode None: no reply (a timeout, a
+    network error)."""
 
     rcode: int | None
     records: tuple[tuple[int, str], ...] = ()  # answer section (type, rdata text)
@@ -193,52 +200,58 @@ class Query:
     step: int  # 1-based step number
     qname: str
     qtype: int
-    answer: Answer
+    answer: Outcome
     seconds: float | None = None
 
 
-# What one step decides.
-NEXT = "next"  # try the next candidate
-FOUND = "found"  # stop with addresses (or, for other types, records)
-EMPTY = "empty"  # stop with no address (NODATA, CNAME only)
-FAIL = "fail"  # stop with an error (EAI_AGAIN, EAI_FAIL)
-ABORT = "abort"  # glibc: leave the search list, still try the name as typed if not yet tried
-UNKNOWN = "unknown"  # offline: the outcome depends on an upstream the tool did not ask
+class Decision(StrEnum):
+    """What one step decides."""
+
+    NEXT = "next"  # try the next candidate
+    FOUND = "found"  # stop with addresses (or, for other types, records)
+    EMPTY = "empty"  # stop with no address (NODATA, CNAME only)
+    FAIL = "fail"  # stop with an error (EAI_AGAIN, EAI_FAIL)
+    ABORT = "abort"  # glibc: leave the search list, still try the name as typed if not tried
+    UNKNOWN = "unknown"  # offline: the outcome depends on an upstream the tool did not ask
 
 
-def step_decision(resolver: str, replies: Sequence[tuple[int, Answer]], first_as_is: bool) -> str:
+def step_decision(
+    resolver: str, replies: Sequence[tuple[int, Outcome]], first_as_is: bool
+) -> Decision:
     """The library's rule for one step's replies, given as (qtype, answer) in send order."""
     if any(a.unknown for _, a in replies):
-        return UNKNOWN
+        return Decision.UNKNOWN
     if resolver == MUSL:
         # name_from_dns: replies are checked in send order; any SERVFAIL or missing reply is
         # EAI_AGAIN, NXDOMAIN moves on, another error is EAI_FAIL; all NOERROR ends the walk.
         for _, a in replies:
             if a.rcode is None or a.rcode == SERVFAIL:
-                return FAIL
+                return Decision.FAIL
             if a.rcode == NXDOMAIN:
-                return NEXT
+                return Decision.NEXT
             if a.rcode != NOERROR:
-                return FAIL
-        return FOUND if any(a.addresses(t) for t, a in replies) else EMPTY
+                return Decision.FAIL
+        return Decision.FOUND if any(a.addresses(t) for t, a in replies) else Decision.EMPTY
     # glibc __res_context_query: any answer record in either reply ends the walk.
     if any(a.rcode == NOERROR and a.records for _, a in replies):
         if is_address_lookup([t for t, _ in replies]):
-            return FOUND if any(a.addresses(t) for t, a in replies) else EMPTY
-        return FOUND
+            return Decision.FOUND if any(a.addresses(t) for t, a in replies) else Decision.EMPTY
+        return Decision.FOUND
     if first_as_is:
-        return NEXT  # res_search goes on to the search list whatever the name as typed got
+        # res_search goes on to the search list whatever the name as typed got.
+        return Decision.NEXT
     if any(a.unreachable for _, a in replies):
-        return FAIL  # __res_context_search returns TRY_AGAIN on ECONNREFUSED, no as-typed try
+        # __res_context_search returns TRY_AGAIN on ECONNREFUSED, without the as-typed try.
+        return Decision.FAIL
     first = replies[0][1]
     code = first.rcode
     if code == NOERROR and len(replies) > 1:
         code = replies[1][1].rcode  # the first reply's rcode unless it is NOERROR
     if code in (NXDOMAIN, NOERROR):
-        return NEXT  # HOST_NOT_FOUND, NO_DATA: keep trying
+        return Decision.NEXT  # HOST_NOT_FOUND, NO_DATA: keep trying
     if code == SERVFAIL and first.rcode == SERVFAIL:
-        return NEXT  # TRY_AGAIN from SERVFAIL: next search element
-    return ABORT  # timeouts, REFUSED, FORMERR/NOTIMP, SERVFAIL only on AAAA: done
+        return Decision.NEXT  # TRY_AGAIN from SERVFAIL: next search element
+    return Decision.ABORT  # timeouts, REFUSED, FORMERR/NOTIMP, SERVFAIL only on AAAA: done
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +272,7 @@ class Walk:
     qtypes: tuple[int, ...] = (rr.A, rr.AAAA)
     plan: list[Candidate] = field(init=False)
     queries: list[Query] = field(default_factory=list)
-    steps: list[tuple[Candidate, str]] = field(default_factory=list)  # (candidate, decision)
+    steps: list[tuple[Candidate, Decision]] = field(default_factory=list)
     result: Result | None = None
     _pos: int = 0
 
@@ -269,7 +282,7 @@ class Walk:
     def _plan(self) -> list[Candidate]:
         if self.resolver == MUSL and not is_address_lookup(self.qtypes):
             # musl's res_search is res_query: no search list at all.
-            return [Candidate(absolute(self.name), None)]
+            return [Candidate(names.absolute(self.name), None)]
         return candidates(self.conf, self.name, self.resolver)
 
     def next_step(self) -> Candidate | None:
@@ -279,7 +292,7 @@ class Walk:
             return None
         return self.plan[self._pos]
 
-    def record(self, replies: Sequence[Answer], seconds: Sequence[float | None] = ()) -> str:
+    def record(self, replies: Sequence[Outcome], seconds: Sequence[float | None] = ()) -> Decision:
         """The replies to the current step, one per type in `qtypes` order."""
         cand = self.plan[self._pos]
         number = len(self.steps) + 1
@@ -291,19 +304,19 @@ class Walk:
         decision = step_decision(self.resolver, pairs, first_as_is)
         self.steps.append((cand, decision))
         self._pos += 1
-        if decision == FOUND:
+        if decision is Decision.FOUND:
             recs = [text for t, a in pairs for ty, text in a.records if ty == t]
             self.result = Result("found", tuple(recs), cand.name, "")
-        elif decision == EMPTY:
+        elif decision is Decision.EMPTY:
             self.result = Result("nodata", None, cand.name, self._message("nodata"))
-        elif decision == FAIL:
+        elif decision is Decision.FAIL:
             self.result = Result("error", None, cand.name, self._message("error", pairs))
-        elif decision == UNKNOWN:
+        elif decision is Decision.UNKNOWN:
             note = next((a.note for _, a in pairs if a.unknown and a.note), "")
             self.result = Result(
                 "unknown", None, cand.name, note or "would be forwarded upstream (unknown offline)"
             )
-        elif decision == ABORT:
+        elif decision is Decision.ABORT:
             # glibc stops searching; the name as typed is still tried unless it already was.
             rest = self.plan[self._pos :]
             self._pos = len(self.plan)
@@ -341,7 +354,7 @@ class Walk:
             return "nodata"
         return "nxdomain" if code == NXDOMAIN else "error"
 
-    def _message(self, status: str, pairs: Sequence[tuple[int, Answer]] = ()) -> str:
+    def _message(self, status: str, pairs: Sequence[tuple[int, Outcome]] = ()) -> str:
         if self.resolver == MUSL:
             if status == "error":
                 bad = [a for _, a in pairs if a.rcode is None or a.rcode == SERVFAIL]

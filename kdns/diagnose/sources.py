@@ -10,23 +10,22 @@ never guessed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import random
-import socket
-import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from kdns import hostport
 from kdns.cluster import answer as cluster_answer
 from kdns.cluster.index import ClusterIndex, IndexBuilder
-from kdns.cluster.search import GLIBC, Answer
+from kdns.cluster.search import GLIBC, Outcome
 from kdns.config import BlockConfig, Config
 from kdns.dns import names, wire
 from kdns.dns import records as rr
 from kdns.dns.message import NXDOMAIN
 from kdns.sources import static
+from kdns.transport import client
 
 UPSTREAM_UNKNOWN = "would be forwarded upstream (unknown offline)"
 
@@ -104,44 +103,44 @@ class Offline:
                 best = (len(zone), b)
         return best[1] if best else None
 
-    def ask(self, qname: str, qtype: int) -> Answer:
+    def ask(self, qname: str, qtype: int) -> Outcome:
         name = names.normalize(qname)
         b = self._block_for(name)
         if b is None:
-            return Answer(None, unknown=True, note="no server block serves this name")
+            return Outcome(None, unknown=True, note="no server block serves this name")
         if b.options is None or b.index is None or names.longest_zone(name, b.zones) is None:
-            return Answer(None, unknown=True, note=UPSTREAM_UNKNOWN)
+            return Outcome(None, unknown=True, note=UPSTREAM_UNKNOWN)
         result = cluster_answer.lookup(b.index, b.options, qname, qtype)
         reply = result.reply
         falls = b.fallthrough is not None and (
             not b.fallthrough or names.longest_zone(name, b.fallthrough) is not None
         )
         if reply.rcode == NXDOMAIN and falls:
-            return Answer(None, unknown=True, note="falls through to the next plugin")
+            return Outcome(None, unknown=True, note="falls through to the next plugin")
         if result.chase is not None and qtype in (rr.A, rr.AAAA):
-            return Answer(
+            return Outcome(
                 reply.rcode,
                 _records(reply.answer),
                 unknown=True,
                 note=f"CNAME to {result.chase}, whose address is resolved upstream "
                 "(unknown offline)",
             )
-        return Answer(reply.rcode, _records(reply.answer), tc=reply.tc)
+        return Outcome(reply.rcode, _records(reply.answer), tc=reply.tc)
 
 
 def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
     """`HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address."""
-    host, port = text, default_port
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":") or not rest[1:].isdigit():
-                raise ValueError(f"invalid server {text!r}")
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        if not port_text.isdigit():
-            raise ValueError(f"invalid port in {text!r}")
+    try:
+        host, port_text = hostport.split_optional(text)
+    except ValueError:
+        raise ValueError(f"invalid server {text!r}") from None
+    port = default_port
+    if port_text is not None:
+        if not (port_text.isascii() and port_text.isdigit()):
+            bracketed = text.startswith("[")
+            raise ValueError(
+                f"invalid server {text!r}" if bracketed else f"invalid port in {text!r}"
+            )
         port = int(port_text)
     if not host:
         raise ValueError(f"--server needs HOST[:PORT], got {text!r}")
@@ -159,41 +158,17 @@ def resolve_server(text: str) -> tuple[str, int]:
         except ValueError:
             raise ValueError(f"--server {text}: {host} is not a valid IPv4 address") from None
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        why = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        return client.resolve(host, port), port
+    except ValueError as exc:
         raise ValueError(
-            f"--server {text}: {host!r} is not an IP address and does not resolve ({why})"
+            f"--server {text}: {host!r} is not an IP address and does not resolve ({exc})"
         ) from None
-    return str(infos[0][4][0]), port
-
-
-_Reply = tuple[bytes, float] | Exception
-
-
-class _StepProtocol(asyncio.DatagramProtocol):
-    def __init__(self, waiting: dict[int, asyncio.Future[_Reply]]) -> None:
-        self.waiting = waiting
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) < 2:
-            return
-        fut = self.waiting.get(struct.unpack_from("!H", data)[0])
-        if fut is not None and not fut.done():
-            fut.set_result((data, time.perf_counter()))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable or a failed send. glibc's socket is connected too, so it sees
-        # the same error and stops waiting for this server.
-        for fut in self.waiting.values():
-            if not fut.done():
-                fut.set_result(exc)
 
 
 class Live:
     """Sends each step's queries to a DNS server, as the chosen library would.
 
-    Every failure becomes an Answer without an rcode that says what the socket reported, so the
+    Every failure becomes an Outcome without an rcode that says what the socket reported, so the
     walk goes on (or stops) as the library would; nothing here raises for a bad server.
     """
 
@@ -206,49 +181,35 @@ class Live:
         self.timeout = timeout
         self.tcp = tcp  # everything over TCP: kubectl port-forward carries nothing else
 
-    def _failed(self, exc: BaseException, tcp: bool) -> Answer:
+    def _failed(self, exc: BaseException, tcp: bool) -> Outcome:
         if isinstance(exc, TimeoutError):
-            return Answer(None, note=f"no reply within {self.timeout:g} s")
+            return Outcome(None, note=f"no reply within {self.timeout:g} s")
         if isinstance(exc, ConnectionRefusedError):
             why = "TCP connection refused" if tcp else "ICMP port unreachable"
-            return Answer(None, note=why, failure="REFUSED", unreachable=True)
+            return Outcome(None, note=why, failure="REFUSED", unreachable=True)
         if isinstance(exc, ConnectionResetError):
-            return Answer(None, note="connection reset by the server", failure="RESET")
+            return Outcome(None, note="connection reset by the server", failure="RESET")
         if isinstance(exc, asyncio.IncompleteReadError):
-            return Answer(None, note="connection closed before a whole reply", failure="CLOSED")
+            return Outcome(None, note="connection closed before a whole reply", failure="CLOSED")
         text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         # Over UDP, glibc reports any failure that is not a timeout as ECONNREFUSED.
-        return Answer(None, note=text, failure="ERROR", unreachable=not tcp)
+        return Outcome(None, note=text, failure="ERROR", unreachable=not tcp)
 
     async def ask_step(
         self, qname: str, qtypes: Sequence[int]
-    ) -> tuple[list[Answer], list[float | None]]:
+    ) -> tuple[list[Outcome], list[float | None]]:
         if self.tcp:
             return await self._all_tcp(qname, qtypes)
-        loop = asyncio.get_running_loop()
-        waiting: dict[int, asyncio.Future[_Reply]] = {}
         ids = random.sample(range(1, 65536), len(qtypes))
-        try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _StepProtocol(waiting), remote_addr=(self.host, self.port)
-            )
-        except OSError as exc:
-            return [self._failed(exc, tcp=False) for _ in qtypes], [None for _ in qtypes]
-        sent: list[float] = []
-        try:
-            for mid, qtype in zip(ids, qtypes, strict=True):
-                waiting[mid] = loop.create_future()
-                # No EDNS: glibc and musl send plain 512-byte queries.
-                transport.sendto(wire.encode_query(qname, qtype, mid, edns_size=None))
-                sent.append(time.perf_counter())
-            await asyncio.wait(list(waiting.values()), timeout=self.timeout)
-        finally:
-            transport.close()
-        answers: list[Answer] = []
+        # No EDNS: glibc and musl send plain 512-byte queries.
+        queries = [
+            (mid, wire.encode_query(qname, qtype, mid, edns_size=None))
+            for mid, qtype in zip(ids, qtypes, strict=True)
+        ]
+        arrivals, sent = await client.udp_together(self.host, self.port, queries, self.timeout)
+        answers: list[Outcome] = []
         took: list[float | None] = []
-        for i, (mid, qtype) in enumerate(zip(ids, qtypes, strict=True)):
-            fut = waiting[mid]
-            got = fut.result() if fut.done() else TimeoutError()
+        for i, (got, qtype) in enumerate(zip(arrivals, qtypes, strict=True)):
             if isinstance(got, Exception):
                 answers.append(self._failed(got, tcp=False))
                 took.append(None)
@@ -266,8 +227,8 @@ class Live:
 
     async def _all_tcp(
         self, qname: str, qtypes: Sequence[int]
-    ) -> tuple[list[Answer], list[float | None]]:
-        answers: list[Answer] = []
+    ) -> tuple[list[Outcome], list[float | None]]:
+        answers: list[Outcome] = []
         took: list[float | None] = []
         for qtype in qtypes:
             start = time.perf_counter()
@@ -276,31 +237,21 @@ class Live:
             took.append(None if ans.rcode is None else time.perf_counter() - start)
         return answers, took
 
-    def _decode(self, data: bytes, qname: str, qtype: int) -> Answer:
+    def _decode(self, data: bytes, qname: str, qtype: int) -> Outcome:
         try:
             msg = wire.decode_message(data)
         except wire.WireError as exc:
-            return Answer(None, note=f"malformed reply: {exc}")
+            return Outcome(None, note=f"malformed reply: {exc}")
         question = msg.question[0] if msg.question else None
         if question is None or names.normalize(question[0]) != names.normalize(qname):
-            return Answer(None, note="reply for another question (ignored)")
-        return Answer(msg.rcode, _records(msg.answer), tc=msg.tc)
+            return Outcome(None, note="reply for another question (ignored)")
+        return Outcome(msg.rcode, _records(msg.answer), tc=msg.tc)
 
-    async def _tcp(self, qname: str, qtype: int, retry: bool = False) -> Answer:
+    async def _tcp(self, qname: str, qtype: int, retry: bool = False) -> Outcome:
         mid = random.randrange(1, 65536)
         query = wire.encode_query(qname, qtype, mid, edns_size=None)
         try:
-            async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                try:
-                    writer.write(struct.pack("!H", len(query)) + query)
-                    await writer.drain()
-                    size = struct.unpack("!H", await reader.readexactly(2))[0]
-                    data = await reader.readexactly(size)
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
+            data = await client.tcp_once(self.host, self.port, query, self.timeout)
         except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
             failed = self._failed(exc, tcp=True)
             if retry:

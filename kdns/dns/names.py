@@ -15,6 +15,11 @@ def normalize(name: str) -> str:
     return name if name.endswith(".") else name + "."
 
 
+def absolute(name: str) -> str:
+    """`name` with its trailing dot, letter case kept."""
+    return name if name.endswith(".") else name + "."
+
+
 def split(name: str) -> list[str]:
     """Labels of an absolute or relative name, honouring backslash escapes."""
     if name in ("", "."):

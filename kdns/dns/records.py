@@ -7,8 +7,8 @@ published index and reused for every query.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-import socket
 import struct
 from dataclasses import dataclass
 
@@ -98,18 +98,35 @@ class RR:
         return RR(self.name, self.rtype, ttl, self.rdata, self.rclass)
 
 
-def a(name: str, ttl: int, ip: str) -> RR:
+# An address's wire form, memoised: ipaddress parses in ~3 us where socket.inet_pton took
+# ~0.1 us, and cluster answers build A/AAAA records from the same few thousand endpoint addresses
+# on every publish; a cache hit costs ~0.1 us, as inet_pton did, without the pure core importing
+# socket. Bounded, so addresses of deleted endpoints do not pile up.
+@functools.lru_cache(maxsize=1 << 16)
+def _packed_v4(ip: str) -> bytes:
     try:
-        return RR(name, A, ttl, socket.inet_pton(socket.AF_INET, ip))
-    except OSError:
+        return ipaddress.IPv4Address(ip).packed
+    except ValueError:
         raise ValueError(f"not an IPv4 address: {ip!r}") from None
 
 
-def aaaa(name: str, ttl: int, ip: str) -> RR:
+@functools.lru_cache(maxsize=1 << 16)
+def _packed_v6(ip: str) -> bytes:
+    # ipaddress accepts a scope ("fe80::1%eth0"), which has no place in rdata.
     try:
-        return RR(name, AAAA, ttl, socket.inet_pton(socket.AF_INET6, ip))
-    except OSError:
+        if "%" in ip:
+            raise ValueError(ip)
+        return ipaddress.IPv6Address(ip).packed
+    except ValueError:
         raise ValueError(f"not an IPv6 address: {ip!r}") from None
+
+
+def a(name: str, ttl: int, ip: str) -> RR:
+    return RR(name, A, ttl, _packed_v4(ip))
+
+
+def aaaa(name: str, ttl: int, ip: str) -> RR:
+    return RR(name, AAAA, ttl, _packed_v6(ip))
 
 
 def address(name: str, ttl: int, ip: str) -> RR:

@@ -25,9 +25,9 @@ class AnyPlugin:
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         if request.qtype != records.ANY:
             return await call_next(request)
-        note = memo.get()
-        if note is not None:
-            note.allow()
+        replay = memo.get()
+        if replay is not None:
+            replay.allow()
         answer = (records.RR(request.qname, records.HINFO, 8482, _HINFO),)
         return Reply(NOERROR, answer, plugin=self.name)
 

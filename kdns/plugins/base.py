@@ -2,17 +2,45 @@
 
 A handler is `async (request) -> Reply`; a plugin is `async (request, call_next) -> Reply`
 (aiohttp's middleware shape). Replies are frozen values, so no writer wrappers are needed.
-Optional hooks are found by attribute: `ready() -> bool`, `async start()`, `async stop()`, and
-`live()`, called once the plugin's Instance serves queries (after its listeners are open).
+
+Lifecycle. A plugin that only answers queries needs nothing more. A plugin with work of its own
+(a source to sync, a file to watch, probes, pending log lines) subclasses `Service` and returns
+that work from `running()` as an async context manager:
+
+    class WatchPlugin(Service):
+        @contextlib.asynccontextmanager
+        async def running(self) -> AsyncIterator[None]:
+            await self.refresh()                      # before serving (CoreDNS's OnStartup)
+            async with background(self._watch, "watch FILE"):
+                yield                                 # the configuration serves
+            self.flush()                              # replaced or shut down (OnShutdown)
+
+- One owner: the server enters the running parts of all plugins of a configuration under one
+  TaskGroup (each in its own task, all concurrently, so one slow source does not hold up the
+  rest) before that configuration serves, and exits them all when a reload replaces it or the
+  server stops. Nothing else starts or stops a plugin.
+- Entering is starting: reach `yield` once ready to serve. A failure while entering fails the
+  configuration (a reload keeps the old one serving; at startup the server exits with it).
+- A failure afterwards (raised out of the context, or by a `background` task, which the context
+  re-raises) is logged with the plugin's name; the other plugins keep running.
+- A task started while serving (a cache refresh, an upstream's health probe) goes into the
+  plugin's `TaskSet`, which its running part closes on exit: no bare `asyncio.create_task`.
+- Work that needs the configuration's listeners open (loop's self-probe) waits on
+  `BuildContext.serving`, set once the configuration serves queries.
+- `/ready` asks the plugins that subclass `Readiness` (kubernetes: synced once).
+
+Both are declared by subclassing, so the server finds them by type, never by attribute name.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
@@ -21,12 +49,35 @@ from kdns.dns.message import Reply, Request
 
 Handler = Callable[[Request], Awaitable[Reply]]
 
+log = logging.getLogger("kdns.plugins")
+T = TypeVar("T")
+
 
 @runtime_checkable
 class Plugin(Protocol):
     name: str
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply: ...
+
+
+class Service(abc.ABC):
+    """A plugin with work of its own, run by the server while the plugin's configuration is
+    in use (see the module docstring)."""
+
+    name: str
+
+    @abc.abstractmethod
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """The plugin's running part: entered before it serves, exited when it stops."""
+
+
+class Readiness(abc.ABC):
+    """A plugin `/ready` asks (kubernetes: ready after its first sync with the API)."""
+
+    name: str
+
+    @abc.abstractmethod
+    def ready(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +103,8 @@ class BuildContext:
     bind: tuple[str, ...] = ()
     # Stop the whole server with this message and a non-zero exit (CoreDNS's log.Fatal).
     fatal: Callable[[str], None] = field(default=lambda msg: _no_fatal(msg))
+    # Set once the configuration serves queries (its listeners are open).
+    serving: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @contextlib.asynccontextmanager
@@ -66,6 +119,37 @@ async def background(
             yield
         finally:
             task.cancel()
+
+
+class TaskSet:
+    """The tasks a plugin starts while it serves (a cache refresh, an upstream's health probe,
+    one upstream exchange shared by identical queries): each held until it ends, a failure
+    logged with the task's name, the rest cancelled and awaited by `close()`, which the plugin's
+    running part calls on exit. Tasks may start outside a running part too (a plugin driven
+    directly, as in tests); closing still ends them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, work: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("task %s failed", task.get_name(), exc_info=exc)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _no_fatal(msg: str) -> None:

@@ -8,6 +8,7 @@ an error at that line; addresses added to an interface later need a reload.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kdns.corefile import Directive, Token
@@ -54,6 +55,18 @@ def parse(d: Directive, block: BlockInfo) -> BindConfig:
     if not [a for a in addrs if a not in excluded]:
         raise d.error("bind: no address is left to listen on once the excepted ones are taken out")
     return BindConfig(tuple(addrs), tuple(excluded))
+
+
+def addresses(configs: Sequence[BindConfig]) -> tuple[str, ...]:
+    """What a block with these `bind` directives listens on: "" (every address) without one."""
+    if not configs:
+        return ("",)
+    addrs: list[str] = []
+    for config in configs:
+        for a in config.addresses:
+            if a not in config.excluded and a not in addrs:
+                addrs.append(a)
+    return tuple(addrs)
 
 
 SPEC = PluginSpec("bind", parse, None, repeatable=True)

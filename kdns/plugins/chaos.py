@@ -7,8 +7,8 @@ query, and every other class or type, goes to the next plugin. Strings are cut a
 
 from __future__ import annotations
 
+import platform
 import random
-import socket
 
 from kdns import __version__
 from kdns.corefile import Directive
@@ -35,10 +35,8 @@ def parse(d: Directive, block: BlockInfo) -> tuple[str, tuple[str, ...]]:
 
 
 def _hostname() -> str:
-    try:
-        return _trim(socket.gethostname())
-    except OSError:
-        return "localhost"
+    # The node name is the host name gethostname() gives, without a socket import here.
+    return _trim(platform.node() or "localhost")
 
 
 class ChaosPlugin:
@@ -62,9 +60,9 @@ class ChaosPlugin:
             texts = [_hostname()]
         else:
             return await call_next(request)
-        note = memo.get()
-        if note is not None:
-            note.allow()
+        replay = memo.get()
+        if replay is not None:
+            replay.allow()
         answer = tuple(
             records.RR(request.qname, records.TXT, 0, records.txt("", 0, t).rdata, records.CLASS_CH)
             for t in texts

@@ -186,9 +186,9 @@ class Dns64Plugin:
 
     def _count(self, counter: metrics.Cell) -> None:
         counter.inc()
-        note = memo.get()
-        if note is not None:
-            note.on_hit.append(counter.inc)  # answers re-served still count
+        replay = memo.get()
+        if replay is not None:
+            replay.on_hit.append(counter.inc)  # answers re-served still count
 
     async def _aaaa(self, request: Request, call_next: Handler) -> Reply:
         cfg = self.config

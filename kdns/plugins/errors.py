@@ -8,15 +8,17 @@ into one line per period, so an upstream outage does not flood the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from kdns.corefile import Directive
 from kdns.dns.message import Reply, Request
 from kdns.dns.records import type_name
 from kdns.plugins import parsing
-from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service
 
 log = logging.getLogger("kdns.errors")
 _LEVELS = {
@@ -94,7 +96,7 @@ def go_duration(seconds: float) -> str:
     return f"{sec}s"
 
 
-class ErrorsPlugin:
+class ErrorsPlugin(Service):
     name = "errors"
 
     def __init__(self, config: ErrorsConfig) -> None:
@@ -135,12 +137,16 @@ class ErrorsPlugin:
                 go_duration(rule.period),
             )
 
-    async def stop(self) -> None:
-        # Flush what is pending so a reload or shutdown does not swallow counted errors.
-        for i, timer in enumerate(self._timers):
-            if timer is not None:
-                timer.cancel()
-                self._summarise(i)
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            # Flush what is pending so a reload or shutdown does not swallow counted errors.
+            for i, timer in enumerate(self._timers):
+                if timer is not None:
+                    timer.cancel()
+                    self._summarise(i)
 
 
 def build(config: ErrorsConfig, ctx: BuildContext) -> ErrorsPlugin:

@@ -17,6 +17,7 @@ import itertools
 import logging
 import random
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from kdns.dns.message import (
 from kdns.dns.records import NS
 from kdns.dns.wire import Message
 from kdns.plugins import memo, parsing
-from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service, TaskSet
 from kdns.plugins.upstreams import UpstreamAddr, parse_upstream
 from kdns.transport import client, dot
 from kdns.transport.client import ExchangeError, Question
@@ -212,6 +213,7 @@ class Proxy:
         config: ForwardConfig,
         failures: object,
         tls: ssl.SSLContext | None = None,
+        tasks: TaskSet | None = None,
     ) -> None:
         self.addr = addr
         self.config = config
@@ -223,6 +225,7 @@ class Proxy:
                 addr.host, addr.port, tls or dot.context(), name, config.expire
             )
         self._probe: asyncio.Task[None] | None = None
+        self._tasks = tasks if tasks is not None else TaskSet()  # the plugin's: it closes them
         self._failures = failures
 
     def down(self) -> bool:
@@ -231,7 +234,7 @@ class Proxy:
     def check(self) -> None:
         """Start health-checking (once): probe until the upstream answers."""
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.create_task(self._run_probe(), name=f"healthcheck {self.addr}")
+            self._probe = self._tasks.start(self._run_probe(), f"healthcheck {self.addr}")
 
     async def ask(self, question: Question, timeout: float, proto: str) -> Message:
         """One exchange with this upstream: over its TLS connection, or plain UDP/TCP."""
@@ -265,16 +268,13 @@ class Proxy:
                 return
             await asyncio.sleep(self.config.health_check)
 
-    async def stop(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+    async def close(self) -> None:
+        """Close the TLS connection; the health probe is the forward plugin's to end."""
         if self.dot is not None:
             await self.dot.close()
 
 
-class ForwardPlugin:
+class ForwardPlugin(Service):
     name = "forward"
 
     def __init__(self, config: ForwardConfig, ctx: BuildContext) -> None:
@@ -310,8 +310,11 @@ class ForwardPlugin:
                 tls = dot.context(config.tls or ())
             except (OSError, ssl.SSLError) as exc:
                 ctx.fatal(f"forward: cannot load tls files {' '.join(config.tls or ())}: {exc}")
+        # Health probes and exchanges in flight, ended when the running part is left.
+        self._tasks = TaskSet()
         self.proxies = [
-            Proxy(a, config, hc_failures.labels("forward", a.label), tls) for a in config.upstreams
+            Proxy(a, config, hc_failures.labels("forward", a.label), tls, self._tasks)
+            for a in config.upstreams
         ]
         self._rr = itertools.count()
         self._inflight = 0
@@ -337,7 +340,7 @@ class ForwardPlugin:
             key = (request.name, request.qtype, request.qclass, request.do, request.cd, request.rd)
             task = self._shared.get(key)
             if task is None:
-                task = asyncio.create_task(self._forward(request, proto))
+                task = self._tasks.start(self._forward(request, proto), f"forward {key[0]}")
                 self._shared[key] = task
                 task.add_done_callback(functools.partial(self._done, key))
             reply = await asyncio.shield(task)
@@ -419,11 +422,14 @@ class ForwardPlugin:
         why = "; ".join(errors[-3:]) or "no upstream tried"
         return Reply(rcode=SERVFAIL, plugin=self.name, error=f"forward: {why}")
 
-    async def stop(self) -> None:
-        for p in self.proxies:
-            await p.stop()
-        for task in list(self._shared.values()):
-            task.cancel()
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self._tasks.close()  # health probes and exchanges in flight
+            for p in self.proxies:
+                await p.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +444,7 @@ def merge(first: ForwardConfig | ForwardSet, later: ForwardConfig) -> ForwardSet
     return ForwardSet((*configs, later))
 
 
-class ForwardChain:
+class ForwardChain(Service):
     """The block's forwards, the one with the longest FROM zone matching a name first; a name
     none of them wants goes to the next plugin."""
 
@@ -453,9 +459,12 @@ class ForwardChain:
                 return await fwd(request, call_next)
         return await call_next(request)
 
-    async def stop(self) -> None:
-        for fwd in self.plugins:
-            await fwd.stop()
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for fwd in self.plugins:
+                await stack.enter_async_context(fwd.running())
+            yield
 
 
 def build(config: ForwardConfig | ForwardSet, ctx: BuildContext) -> ForwardPlugin | ForwardChain:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from kdns.dns.hostsfile import Parsed, Table
 from kdns.dns.message import NOERROR, SERVFAIL, Reply, Request
 from kdns.dns.records import AAAA, PTR, RR, A
 from kdns.plugins import memo, parsing
-from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service, background
 
 log = logging.getLogger("kdns.hosts")
 
@@ -123,7 +123,7 @@ def _check_access(shown: str, path: str, d: Directive) -> None:
         raise d.args[0].error(f"unable to access hosts file {shown!r}: {exc.strerror}") from None
 
 
-class HostsPlugin:
+class HostsPlugin(Service):
     name = "hosts"
 
     def __init__(self, config: HostsConfig, ctx: BuildContext) -> None:
@@ -133,7 +133,6 @@ class HostsPlugin:
         self._file: Parsed = hostsfile.EMPTY
         self._stamp: Stamp | None = None
         self._problem: str | None = None
-        self._task: asyncio.Task[None] | None = None
         self._entries = metrics.gauge(
             ctx.registry,
             "coredns_hosts_entries",
@@ -146,16 +145,16 @@ class HostsPlugin:
         )
         self._entries.set(self.table.entries)
 
-    async def start(self) -> None:
-        await self.refresh()  # read once before serving, as CoreDNS's OnStartup
-        if self.config.reload > 0:
-            self._task = asyncio.create_task(self._watch(), name=f"hosts {self.config.path}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The file is read once before serving (CoreDNS's OnStartup), then followed every
+        `reload` interval while the context is open."""
+        await self.refresh()
+        if self.config.reload <= 0:
+            yield
+            return
+        async with background(self._watch, f"hosts {self.config.path}"):
+            yield
 
     async def _watch(self) -> None:
         while True:
@@ -220,17 +219,17 @@ class HostsPlugin:
         if qtype != PTR and names.longest_zone(name, self.config.zones) is None:
             return await call_next(request)
         table = self.table
-        note = memo.get()
-        if note is not None:
+        replay = memo.get()
+        if replay is not None:
             # Whoever answers, they answer because of what the hosts data says of this name.
-            note.checks.append(self._unchanged())
+            replay.checks.append(self._unchanged())
         ttl = self.config.ttl
         if qtype == PTR:
             hosts = table.hosts_of(name)
             if not hosts:
                 return await call_next(request)  # whatever fallthrough says, as CoreDNS
             answer = tuple(RR(request.qname, PTR, ttl, names.to_wire(h)) for h in hosts)
-            return self._answer(answer, note)
+            return self._answer(answer, replay)
         owner = table.owner(name)
         if owner is None:
             if self._falls_through(name):
@@ -238,14 +237,14 @@ class HostsPlugin:
             return Reply(rcode=SERVFAIL, plugin=self.name)  # no SOA to deny the name with
         if qtype in (A, AAAA):
             ips = table.addresses(owner, 4 if qtype == A else 6)
-            return self._answer(tuple(RR(request.qname, qtype, ttl, ip) for ip in ips), note)
+            return self._answer(tuple(RR(request.qname, qtype, ttl, ip) for ip in ips), replay)
         if self.config.fallthrough_unsupported and self._falls_through(name):
             return await call_next(request)
-        return self._answer((), note)  # NODATA: the name exists, with addresses only
+        return self._answer((), replay)  # NODATA: the name exists, with addresses only
 
-    def _answer(self, answer: tuple[RR, ...], note: memo.Memo | None) -> Reply:
-        if note is not None:
-            note.allow()
+    def _answer(self, answer: tuple[RR, ...], replay: memo.Memo | None) -> Reply:
+        if replay is not None:
+            replay.allow()
         return Reply(NOERROR, answer, aa=True, plugin=self.name)
 
 

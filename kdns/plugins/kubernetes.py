@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +27,15 @@ from kdns.dns import names
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
 from kdns.plugins import memo, parsing
-from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.plugins.base import (
+    BlockInfo,
+    BuildContext,
+    Handler,
+    PluginSpec,
+    Readiness,
+    Service,
+    background,
+)
 
 log = logging.getLogger("kdns.kubernetes")
 
@@ -177,15 +185,18 @@ def resolv_search(path: Path) -> tuple[str, ...]:
     except OSError:
         return ()
     found: tuple[str, ...] = ()
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] in ("search", "domain"):
-            found = tuple(names.normalize(f) for f in fields[1:])  # the last line wins
+    for _, key, args in search.resolv_lines(text):
+        if key in ("search", "domain") and args:
+            found = tuple(names.normalize(d) for d in args)  # the last line wins
     return found
 
 
 class Source(Protocol):
-    async def run(self) -> None: ...
+    async def run(self) -> None:
+        """Keep the index in step with the source until cancelled."""
+
+    async def close(self) -> None:
+        """Release what `run` held (the API client's connections)."""
 
 
 def _server_ips(bind: tuple[str, ...]) -> tuple[str, ...]:
@@ -196,7 +207,7 @@ def _server_ips(bind: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(ip for ip in pod_ip.replace(",", " ").split() if ip)
 
 
-class KubernetesPlugin:
+class KubernetesPlugin(Service, Readiness):
     name = "kubernetes"
 
     def __init__(self, config: KubernetesConfig, ctx: BuildContext) -> None:
@@ -213,7 +224,6 @@ class KubernetesPlugin:
         # Search domains of the server's own resolv.conf, tried after the cluster ones (autopath).
         self.autopath_search = resolv_search(Path(RESOLV_CONF))
         self._synced = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.source = self._make_source(ctx)
         self._nxdomain = metrics.counter(
             ctx.registry, "kdns_kubernetes_nxdomain_total", "NXDOMAIN answers for cluster names"
@@ -245,27 +255,25 @@ class KubernetesPlugin:
     def ready(self) -> bool:
         return self.index.synced
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.source.run(), name="kubernetes-source")
-        # Like CoreDNS: hold back serving for up to startup_timeout while the first sync runs.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.config.startup_timeout):
-                await self._synced.wait()
-        if not self.index.synced:
-            log.warning(
-                "kubernetes: not synced after %.1fs; answering SERVFAIL for cluster "
-                "names until the first sync",
-                self.config.startup_timeout,
-            )
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            closer = getattr(self.source, "close", None)
-            if closer is not None:
-                await closer()
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The source runs while the context is open."""
+        try:
+            async with background(self.source.run, "kubernetes-source"):
+                # Like CoreDNS: hold back serving for up to startup_timeout while the first
+                # sync runs.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.config.startup_timeout):
+                        await self._synced.wait()
+                if not self.index.synced:
+                    log.warning(
+                        "kubernetes: not synced after %.1fs; answering SERVFAIL for cluster "
+                        "names until the first sync",
+                        self.config.startup_timeout,
+                    )
+                yield
+        finally:
+            await self.source.close()
 
     def search_path(self, request: Request) -> tuple[str, ...]:
         """The client pod's search list for autopath, or () when it is not known.
@@ -318,9 +326,9 @@ class KubernetesPlugin:
             memo.deny()  # the answer now holds upstream data with its own lifetime
             reply = await chase(self._lookup, request, reply, result.chase)
         else:
-            note = memo.get()
-            if note is not None:
-                note.allow(self.still_valid(index, result.deps))
+            replay = memo.get()
+            if replay is not None:
+                replay.allow(self.still_valid(index, result.deps))
         return reply
 
     def still_valid(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> Callable[[], bool]:
@@ -365,9 +373,9 @@ class KubernetesPlugin:
                 counters.append(child)
         for c in counters:
             c.inc()
-        note = memo.get()
-        if note is not None:
-            note.on_hit.extend(c.inc for c in counters)
+        replay = memo.get()
+        if replay is not None:
+            replay.on_hit.extend(c.inc for c in counters)
 
 
 # How many CNAME lookups through the server the current query is inside: an ExternalName

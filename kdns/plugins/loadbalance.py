@@ -21,6 +21,7 @@ import hashlib
 import ipaddress
 import logging
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from kdns.corefile import CorefileError, Directive
 from kdns.dns.message import NOERROR, Reply, Request
 from kdns.dns.records import AAAA, CNAME, MX, RR, SRV, A
 from kdns.plugins import memo, parsing
-from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service, background
 
 log = logging.getLogger("kdns.loadbalance")
 
@@ -210,7 +211,7 @@ def weighted(records: tuple[RR, ...], weights: Weights, rng: random.Random) -> t
     return (*cnames, *rest, *addresses, *mx)
 
 
-class LoadbalancePlugin:
+class LoadbalancePlugin(Service):
     name = "loadbalance"
 
     def __init__(self, config: LoadbalanceConfig, rng: random.Random | None = None) -> None:
@@ -218,7 +219,6 @@ class LoadbalancePlugin:
         self.rng = rng or random.Random()
         self.weights: Weights = {}
         self._digest = b""
-        self._task: asyncio.Task[None] | None = None
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         reply = await call_next(request)
@@ -241,25 +241,27 @@ class LoadbalancePlugin:
             answer = prefer(answer, cfg.prefer)
             additional = prefer(additional, cfg.prefer)
         else:
-            note = memo.get()
-            if note is not None:
-                note.shuffle = True  # replies re-served from bytes rotate the records on every hit
+            replay = memo.get()
+            if replay is not None:
+                replay.shuffle = (
+                    True  # replies re-served from bytes rotate the records on every hit
+                )
         return replace(
             reply, answer=answer, authority=round_robin(reply.authority), additional=additional
         )
 
-    async def start(self) -> None:
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Weighted: the weight file is read before serving, then followed every `reload`."""
         if self.config.policy != "weighted":
+            yield
             return
         self.load(starting=True)
-        if self.config.reload > 0:
-            self._task = asyncio.create_task(self._watch(), name="loadbalance weights")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self.config.reload <= 0:
+            yield
+            return
+        async with background(self._watch, "loadbalance weights"):
+            yield
 
     async def _watch(self) -> None:
         while True:

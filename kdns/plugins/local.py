@@ -52,9 +52,9 @@ class LocalPlugin:
         name = request.name
         if name.startswith("localhost.") and len(name) > len("localhost."):
             self._localhost.inc()
-            note = memo.get()
-            if note is not None:
-                note.on_hit.append(self._localhost.inc)  # answers re-served still count
+            replay = memo.get()
+            if replay is not None:
+                replay.on_hit.append(self._localhost.inc)  # answers re-served still count
             found = _address(request)
             return self._reply(NOERROR, found, () if found else (_soa(request.qname),))
         zone = names.longest_zone(name, ZONES)
@@ -86,9 +86,9 @@ class LocalPlugin:
     def _reply(
         self, rcode: int, answer: tuple[records.RR, ...], authority: tuple[records.RR, ...]
     ) -> Reply:
-        note = memo.get()
-        if note is not None:
-            note.allow()
+        replay = memo.get()
+        if replay is not None:
+            replay.allow()
         return Reply(rcode, answer, authority, plugin=self.name)
 
 

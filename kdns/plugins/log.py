@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from kdns.corefile import Directive
 from kdns.dns import names, wire
-from kdns.dns.message import NOERROR, NXDOMAIN, Reply, Request, rcode_name
-from kdns.dns.records import NS, SOA, type_name
+from kdns.dns.message import Reply, Request, rcode_name
+from kdns.dns.records import type_name
+from kdns.dns.response import classify
 from kdns.hostport import bracket
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
@@ -88,20 +89,6 @@ def parse(d: Directive, block: BlockInfo) -> LogConfig:
     frozen = frozenset(classes)
     rules = tuple(Rule(s, fmt, frozen, min_duration) for s in scopes or ["."])
     return LogConfig(rules)
-
-
-def classify(reply: Reply) -> str:
-    """CoreDNS's response.Classify: success, denial or error."""
-    if reply.rcode == NXDOMAIN:
-        return "denial"
-    if reply.rcode != NOERROR:
-        return "error"
-    if reply.answer:
-        return "success"
-    auth_types = {r.rtype for r in reply.authority}
-    if NS in auth_types and SOA not in auth_types:
-        return "success"  # a delegation
-    return "denial"  # NODATA
 
 
 @dataclass(slots=True)

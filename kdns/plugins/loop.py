@@ -21,7 +21,7 @@ from kdns.dns.message import Reply, Request
 from kdns.dns.records import HINFO
 from kdns.hostport import show
 from kdns.plugins import parsing
-from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
+from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service, background
 from kdns.transport import client
 
 log = logging.getLogger("kdns.loop")
@@ -44,11 +44,16 @@ def probe_name(zone: str) -> str:
     return labels if zone == "." else labels + zone
 
 
-class LoopPlugin:
+class LoopPlugin(Service):
     name = "loop"
 
     def __init__(
-        self, zone: str, target: tuple[str, int], fatal: Callable[[str], None], local: str
+        self,
+        zone: str,
+        target: tuple[str, int],
+        fatal: Callable[[str], None],
+        local: str,
+        serving: asyncio.Event | None = None,
     ) -> None:
         self.zone = zone
         self.qname = probe_name(zone)
@@ -57,7 +62,8 @@ class LoopPlugin:
         self.fatal = fatal
         self.seen = 0
         self.disabled = False
-        self._task: asyncio.Task[None] | None = None
+        # The probe goes out once the server listens (CoreDNS's OnStartup runs after listen).
+        self.serving = serving if serving is not None else asyncio.Event()
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         if request.qtype == HINFO and not self.disabled and request.name == self.qname:
@@ -71,21 +77,15 @@ class LoopPlugin:
                 )
         return await call_next(request)
 
-    def live(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._probe(), name="loop-probe")
-
-    async def stop(self) -> None:
-        self.disabled = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """The self-probe runs while the context is open; leaving it ends detection."""
+        return background(self._probe, "loop-probe")
 
     async def _probe(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + PROBE_DEADLINE
         try:
+            await self.serving.wait()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + PROBE_DEADLINE
             while loop.time() < deadline and not self.disabled:
                 if await self._exchange():
                     await asyncio.sleep(DISABLE_AFTER)  # let a looping probe come round
@@ -110,7 +110,7 @@ def build(zone: str, ctx: BuildContext) -> LoopPlugin:
         host = "::1"
     port = ctx.block.port
     shown = "" if not ctx.bind or ctx.bind[0] == "" else ctx.bind[0]
-    return LoopPlugin(zone, (host, port), ctx.fatal, show(shown, port))
+    return LoopPlugin(zone, (host, port), ctx.fatal, show(shown, port), ctx.serving)
 
 
 SPEC = PluginSpec("loop", parse, build)

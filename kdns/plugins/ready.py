@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
 from kdns.corefile import Directive
 from kdns.hostport import HostPort
 from kdns.plugins import parsing
-from kdns.plugins.base import BlockInfo, PluginSpec
+from kdns.plugins.base import BlockInfo, PluginSpec, Readiness
 from kdns.transport.http import HttpHandler
 
 log = logging.getLogger("kdns")
@@ -50,15 +49,6 @@ def parse(d: Directive, block: BlockInfo) -> ReadyConfig:
 
 
 SPEC = PluginSpec("ready", parse, None)
-
-
-@runtime_checkable
-class Readiness(Protocol):
-    """A plugin that can say whether it is ready (kubernetes: after its first sync)."""
-
-    name: str
-
-    def ready(self) -> bool: ...
 
 
 def handler(

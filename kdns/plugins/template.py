@@ -199,7 +199,7 @@ class TemplatePlugin:
             return Reply(rcode=SERVFAIL, plugin=self.name)
         data = _data(request, zone, found, cls, typ)
         out: dict[str, list[RR]] = {s: [] for s in SECTIONS}
-        note = memo.get()
+        replay = memo.get()
         for section in SECTIONS:
             for tmpl in t.sections.get(section, ()):
                 labels = (self._server, zone, "", cls, typ, section, tmpl.source)
@@ -215,15 +215,15 @@ class TemplatePlugin:
                     return self._failed(f"template: {section} {tmpl.source!r}: {exc}")
                 out[section].append(rec)
                 if section == "answer" and rec.rtype == CNAME and request.qtype in (A, AAAA):
-                    if note is not None:
-                        note.deny()  # the target's records have their own lifetime
+                    if replay is not None:
+                        replay.deny()  # the target's records have their own lifetime
                     out[section].extend(await self._follow(request, rdata_text(rec)))
-        if note is not None:
+        if replay is not None:
             if t.per_client:
-                note.deny()
+                replay.deny()
             else:
-                note.allow()
-                note.on_hit.append(self._matches.labels(self._server, zone, "", cls, typ).inc)
+                replay.allow()
+                replay.on_hit.append(self._matches.labels(self._server, zone, "", cls, typ).inc)
         return Reply(
             t.rcode,
             tuple(out["answer"]),

@@ -7,8 +7,9 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdns.cluster import search
 from kdns.corefile import Token
-from kdns.hostport import show
+from kdns.hostport import show, split_optional
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,18 +31,12 @@ def _digits(text: str) -> bool:
 
 def _host_port(tok: Token, text: str, default_port: int = 53) -> UpstreamAddr | None:
     """`IP`, `IP:PORT`, `[IPv6]:PORT` -> address; None if `text` is no address at all."""
-    host, port = text, default_port
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise tok.error(f"invalid upstream address {tok.text!r}")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if not rest.startswith(":") or not _digits(rest[1:]):
-                raise tok.error(f"invalid port in upstream {tok.text!r}")
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
+    try:
+        host, port_text = split_optional(text)
+    except ValueError:
+        raise tok.error(f"invalid upstream address {tok.text!r}") from None
+    port = default_port
+    if port_text is not None:
         if not _digits(port_text):
             raise tok.error(f"invalid port in upstream {tok.text!r}")
         port = int(port_text)
@@ -74,12 +69,11 @@ def _scheme_upstream(tok: Token, scheme: str, rest: str) -> UpstreamAddr:
 
 
 def resolv_conf_nameservers(path: Path) -> list[str]:
-    out = []
-    for line in path.read_text().splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            out.append(fields[1].split("%")[0])
-    return out
+    return [
+        args[0].split("%")[0]  # a link-local scope names an interface, not the upstream
+        for _, key, args in search.resolv_lines(path.read_text())
+        if key == "nameserver" and args
+    ]
 
 
 def parse_upstream(tok: Token, base_dir: Path) -> list[UpstreamAddr]:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,27 +21,15 @@ from kdns import heap, metrics
 from kdns.config import BlockConfig, Config, from_text
 from kdns.dns.message import Reply, Request
 from kdns.hostport import HostPort, show
-from kdns.plugins import directives, health, prometheus, ready, reload
-from kdns.plugins.base import BuildContext, Plugin
+from kdns.plugins import bind, directives, health, prometheus, ready, reload
+from kdns.plugins.base import BuildContext, Plugin, Readiness, Service
 from kdns.server import chain, recorder
-from kdns.server.dispatch import Dispatcher, Route
+from kdns.server.dispatch import Dispatcher, Observers, Route
 from kdns.server.recorder import QueryRecorder
 from kdns.transport.http import HttpEndpoints, HttpHandler
 from kdns.transport.listener import Listener, ListenKey
 
 log = logging.getLogger("kdns")
-
-
-def listen_addresses(block: BlockConfig) -> tuple[str, ...]:
-    entries = block.all("bind")
-    if not entries:
-        return ("",)  # every address
-    addrs: list[str] = []
-    for e in entries:
-        for a in e.config.addresses:
-            if a not in e.config.excluded and a not in addrs:
-                addrs.append(a)
-    return tuple(addrs)
 
 
 def server_label(addr: str, port: int) -> str:
@@ -50,7 +38,11 @@ def server_label(addr: str, port: int) -> str:
 
 @dataclass
 class Instance:
-    """Everything built from one Config: plugins per block and a dispatcher per listener."""
+    """Everything built from one Config: plugins per block and a dispatcher per listener.
+
+    Its plugins' running parts (kdns.plugins.base.Service) have one owner: the configuration's
+    TaskGroup, entered by `start()` and left by `stop()`.
+    """
 
     config: Config
     registry: CollectorRegistry
@@ -58,41 +50,86 @@ class Instance:
     plugins: list[Plugin] = field(default_factory=list)
     block_plugins: list[tuple[BlockConfig, dict[str, Plugin]]] = field(default_factory=list)
     block_labels: list[str] = field(default_factory=list)  # metrics `server` label per block
-
-    def plugins_with(self, attr: str) -> list[Any]:
-        return [p for p in self.plugins if hasattr(p, attr)]
+    serving: asyncio.Event = field(default_factory=asyncio.Event)  # set once it serves queries
+    _leaving: asyncio.Event = field(default_factory=asyncio.Event)
+    _life: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        # Plugins start concurrently so one slow source does not delay the others.
-        await asyncio.gather(*(p.start() for p in self.plugins_with("start")))
+        """Enter every plugin's running part; return once all are in, or raise the first
+        failure with none of them left running."""
+        entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # The configuration lives in one task, held here, so its TaskGroup is entered and left
+        # in the same task whichever task (startup, a reload) swaps configurations.
+        self._life = asyncio.create_task(self._run(entered), name="configuration")
+        try:
+            await entered
+        except BaseException:
+            self._life.cancel()
+            await asyncio.wait([self._life])
+            raise
 
-    def live(self) -> None:
-        for p in self.plugins_with("live"):
-            p.live()
+    async def _run(self, entered: asyncio.Future[None]) -> None:
+        services = [p for p in self.plugins if isinstance(p, Service)]
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.TaskGroup() as group:
+                started = [loop.create_future() for _ in services]
+                # Concurrently, so one slow source does not delay the others.
+                for service, up in zip(services, started, strict=True):
+                    group.create_task(self._hold(service, up), name=f"plugin {service.name}")
+                await asyncio.gather(*started)
+                entered.set_result(None)
+        except Exception as exc:  # a plugin failed to start; the group stopped the others
+            if not entered.done():
+                entered.set_exception(_first(exc))
+
+    async def _hold(self, service: Service, started: asyncio.Future[None]) -> None:
+        try:
+            async with service.running():
+                started.set_result(None)
+                await self._leaving.wait()
+        except Exception as exc:
+            if not started.done():
+                raise  # it could not start: neither can the configuration
+            # Reported, and only this plugin's work has ended: the others keep running.
+            log.error("plugin %s failed: %s", service.name, exc, exc_info=exc)
 
     async def stop(self) -> None:
         for dispatcher in self.dispatchers.values():
             dispatcher.fastpath.flush()  # hits counted so far still reach the metrics
-        for p in self.plugins_with("stop"):
-            try:
-                await p.stop()
-            except Exception:
-                log.exception("stopping plugin %s failed", p.name)
+        self._leaving.set()
+        if self._life is not None:
+            await self._life
+
+
+def _first(exc: BaseException) -> BaseException:
+    """The error inside nested single-member exception groups (TaskGroup wraps what it raises)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _fatal_unset(msg: str) -> None:
     raise RuntimeError(f"fatal: {msg}")
 
 
+def _unobserved(key: ListenKey, routes: list[Route]) -> Observers:
+    return Observers()
+
+
 def build(
-    config: Config, registry: CollectorRegistry, fatal: Callable[[str], None] = _fatal_unset
+    config: Config,
+    registry: CollectorRegistry,
+    fatal: Callable[[str], None] = _fatal_unset,
+    observers: Callable[[ListenKey, list[Route]], Observers] = _unobserved,
 ) -> Instance:
+    """The Instance for `config`; `observers` says who hears about each listener's queries."""
     inst = Instance(config, registry)
     routes: dict[ListenKey, list[Route]] = {}
     lookups: list[tuple[list[Dispatcher], ListenKey]] = []
 
     for block in config.blocks:
-        addrs = listen_addresses(block)
+        addrs = bind.addresses([e.config for e in block.all("bind")])
         label = server_label(addrs[0] if len(addrs) == 1 else "", block.port)
         target: list[Dispatcher] = []  # filled once the listener's dispatcher exists
 
@@ -102,7 +139,9 @@ def build(
 
         built: dict[str, Plugin] = {}
         configs = {e.name: e.config for e in block.entries}
-        ctx = BuildContext(block.info, label, registry, lookup, built, configs, addrs, fatal)
+        ctx = BuildContext(
+            block.info, label, registry, lookup, built, configs, addrs, fatal, inst.serving
+        )
         ordered: list[Plugin] = []
         # Back to front, so a plugin can find the ones after it (autopath -> kubernetes).
         for entry in reversed(block.entries):
@@ -122,14 +161,11 @@ def build(
         lookups.append((target, (addrs[0], block.port)))
 
     for key, rs in routes.items():
-        inst.dispatchers[key] = Dispatcher(rs)
+        inst.dispatchers[key] = Dispatcher(rs, observers(key, rs))
         metrics.add_flusher(registry, inst.dispatchers[key].fastpath)
     for target, key in lookups:
         target.append(inst.dispatchers[key])
     return inst
-
-
-Hook = Callable[["App", Instance], Awaitable[None]]
 
 
 def _settings(config: Config, name: str) -> list[Any]:
@@ -153,7 +189,6 @@ class App:
         self.stopping = asyncio.Event()
         self.lameduck = False
         self.exit_code = 0
-        self.on_instance: list[Hook] = []  # called when an Instance goes live
         self.http = HttpEndpoints()
         self.recorder = QueryRecorder(self.registry)
         self.registry.register(self.recorder)
@@ -188,20 +223,22 @@ class App:
     async def _load(self, text: str, path: str) -> None:
         await self.activate(from_text(text, path))
 
-    def _count(self, inst: Instance) -> None:
+    def _observers(self, config: Config) -> Callable[[ListenKey, list[Route]], Observers]:
+        """The recorder's observers for the dispatchers of `config`: queries are counted for
+        the blocks that enable prometheus, panics and drops for all."""
         counted = {
             (z, block.port)
-            for block in inst.config.blocks
+            for block in config.blocks
             if block.get("prometheus") is not None
             for z in block.zones
         }
-        recorder.attach(self.recorder, inst.dispatchers, counted)
+        return lambda key, routes: recorder.observers(self.recorder, routes, key[1], counted)
 
     def _http_routes(self, inst: Instance) -> dict[HostPort, dict[str, HttpHandler]]:
         """What each HTTP address serves for `inst`: /health, /metrics, and /ready over the
         ready-aware plugins of every block that names the address."""
         wanted: dict[HostPort, dict[str, HttpHandler]] = {}
-        ready_members: dict[HostPort, tuple[list[ready.Readiness], bool]] = {}
+        ready_members: dict[HostPort, tuple[list[Readiness], bool]] = {}
         for block, built in inst.block_plugins:
             for name, path, handler in (
                 ("health", "/health", self.health.handle),
@@ -215,7 +252,7 @@ class App:
             entry = block.get("ready")
             if entry is not None:
                 members, _ = ready_members.get(entry.config.address, ([], False))
-                members.extend(p for p in built.values() if isinstance(p, ready.Readiness))
+                members.extend(p for p in built.values() if isinstance(p, Readiness))
                 ready_members[entry.config.address] = (members, entry.config.continuously)
         for address, (members, continuously) in ready_members.items():
             wanted.setdefault(address, {})["/ready"] = ready.handler(
@@ -230,8 +267,7 @@ class App:
         """Build, start and swap in `config`. On failure the previous Instance keeps serving
         and nothing the new one opened stays open."""
         async with self._activating:
-            inst = build(config, self.registry, self.fatal)
-            self._count(inst)
+            inst = build(config, self.registry, self.fatal, self._observers(config))
             opened: list[ListenKey] = []
             await inst.start()
             try:
@@ -256,9 +292,7 @@ class App:
                 listener.use(dispatcher.fastpath.answer if dispatcher is not None else None)
             self.reloader.live(config.digest)
             self.health.live()
-            inst.live()
-            for hook in self.on_instance:
-                await hook(self, inst)
+            inst.serving.set()
             for key in set(self.listeners) - wanted:
                 listener = self.listeners.pop(key)
                 await listener.close()

@@ -25,6 +25,19 @@ DROPPED = "dropped"
 
 # Called after every answered query: (request, reply, zone, seconds, wire size of the reply).
 Observer = Callable[[Request, Reply, str, float, int], None]
+# Called on an entry's first fast-path hit; returns what each of its hits calls, or None.
+FirstHit = Callable[[Entry], Callable[[int], None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Observers:
+    """Who hears about a dispatcher's queries, fixed when it is built (the metrics recorder)."""
+
+    answered: tuple[Observer, ...] = ()
+    panicked: tuple[Callable[[], None], ...] = ()  # a plugin raised: SERVFAIL
+    dropped: tuple[Callable[[str], None], ...] = ()  # (proto) no reply sent: undecodable or
+    # an error reply over the rate limit
+    first_fast_hit: tuple[FirstHit, ...] = ()
 
 
 ERROR_REPLIES_PER_SECOND = 1000.0
@@ -59,24 +72,21 @@ class Route:
 
 
 class Dispatcher:
-    def __init__(self, routes: Sequence[Route]) -> None:
+    def __init__(self, routes: Sequence[Route], observers: Observers = Observers()) -> None:
         self.routes = tuple(routes)
         self._by_zone = {z: r for r in self.routes for z in r.zones}
         self._zones = tuple(self._by_zone)
-        self.observers: list[Observer] = []
-        self.on_panic: list[Callable[[], None]] = []
-        self.on_drop: list[Callable[[str], None]] = []
+        self.observers = observers.answered
+        self.on_panic = observers.panicked
+        self.on_drop = observers.dropped
         self.fastpath = FastPath()
+        self.fastpath.on_first_hit.extend(observers.first_fast_hit)
         self._error_budget = TokenBucket(ERROR_REPLIES_PER_SECOND)
         self._logged: set[str] = set()
 
     def fast_answer(self, data: bytes) -> bytes | None:
         """A reply from bytes for a query answered before, or None (take the full path)."""
         return self.fastpath.answer(data)
-
-    @property
-    def on_first_fast_hit(self) -> list[Callable[[Entry], Callable[[int], None] | None]]:
-        return self.fastpath.on_first_hit
 
     def route(self, name: str) -> tuple[str, Route] | None:
         zone = names.longest_zone(name, self._zones)
@@ -129,8 +139,8 @@ class Dispatcher:
                     drop(proto)
                 return None
             return decoded
-        note = memo.Memo()
-        token = memo.current.set(note)
+        replay = memo.Memo()
+        token = memo.current.set(replay)
         try:
             reply, zone = await self._handle(decoded)
         finally:
@@ -144,9 +154,9 @@ class Dispatcher:
             log.error("cannot encode a reply: %s", exc)
             reply = Reply(rcode=SERVFAIL)
             out = wire.encode(decoded, reply)
-            note.deny()
-        if proto == "udp" and note.usable:
-            self.fastpath.store(data, out, note, spans, (decoded, reply, zone, note.credit))
+            replay.deny()
+        if proto == "udp" and replay.usable:
+            self.fastpath.store(data, out, replay, spans, (decoded, reply, zone, replay.credit))
         if self.observers:
             elapsed = time.perf_counter() - start
             for obs in self.observers:

@@ -11,8 +11,9 @@ over. Counters live as long as the App, across reloads, like CoreDNS's process-w
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -21,10 +22,10 @@ from kdns import metrics
 from kdns.dns.message import Reply, Request, rcode_name
 from kdns.dns.records import TYPE_NAMES
 from kdns.metrics import SIZE_BUCKETS, TIME_BUCKETS
-from kdns.server.dispatch import DROPPED, Dispatcher
+from kdns.server.dispatch import DROPPED, Observers, Route
 from kdns.server.fastpath import Entry
 
-__all__ = ["DROPPED", "TYPE_LABEL", "QueryRecorder", "attach"]
+__all__ = ["DROPPED", "TYPE_LABEL", "QueryRecorder", "observers"]
 
 
 # CoreDNS's monitorType: these query types get their own label value, everything else "other".
@@ -136,11 +137,15 @@ class QueryRecorder(Collector):
         self.req_size: dict[tuple[str, str, str], _Histogram] = {}
         self.resp_size: dict[tuple[str, str, str], _Histogram] = {}
         self.panics = 0
+        self.drops: dict[tuple[str, str], int] = {}  # (server, proto): queries sent no reply
         self._nt = len(TIME_BUCKETS)
         self._ns = len(SIZE_BUCKETS)
 
     def count_panic(self) -> None:
         self.panics += 1
+
+    def count_drop(self, server: str, proto: str) -> None:
+        self.drops[server, proto] = self.drops.get((server, proto), 0) + 1
 
     def observe(
         self, server: str, request: Request, reply: Reply, zone: str, seconds: float, size: int
@@ -236,6 +241,16 @@ class QueryRecorder(Collector):
         )
         c.add_metric([], self.panics)
         yield c
+        # kdns's own: CoreDNS answers every query it can parse, kdns drops undecodable ones and
+        # error replies over the rate limit (docs/hardening.md).
+        c = CounterMetricFamily(
+            "kdns_dns_dropped_requests_total",
+            "Queries sent no reply: not decodable, or an error reply over the rate limit.",
+            labels=("server", "proto"),
+        )
+        for (server, proto), dropped in list(self.drops.items()):
+            c.add_metric([server, proto], dropped)
+        yield c
 
     @staticmethod
     def _histogram(
@@ -259,54 +274,39 @@ class QueryRecorder(Collector):
         return fam
 
 
-def attach(
+def observers(
     recorder: QueryRecorder,
-    dispatchers: Mapping[tuple[str, int], Dispatcher],
+    routes: Sequence[Route],
+    port: int,
     counted: set[tuple[str, int]],
-) -> None:
-    """Count the queries of the (zone, port) pairs in `counted` (the blocks that enable
-    prometheus), and every panic, on a freshly built set of dispatchers."""
+) -> Observers:
+    """What a dispatcher over `routes` on `port` reports: every panic and dropped query, and
+    the queries of the (zone, port) pairs in `counted` (the blocks that enable prometheus)."""
     observe = recorder.observe
-    for (_, port), dispatcher in dispatchers.items():
-        dispatcher.on_panic.append(recorder.count_panic)
-        servers = {z: r.server for r in dispatcher.routes for z in r.zones}
-        enabled = {z for z in servers if (z, port) in counted}
-        if not enabled:
-            continue
-        enabled.add(DROPPED)
-        default = dispatcher.routes[0].server
+    default = routes[0].server
+    panicked = (recorder.count_panic,)
+    dropped = (functools.partial(recorder.count_drop, default),)
+    servers = {z: r.server for r in routes for z in r.zones}
+    enabled = {z for z in servers if (z, port) in counted}
+    if not enabled:
+        return Observers(panicked=panicked, dropped=dropped)
+    enabled.add(DROPPED)
 
-        def observer(
-            request: Request,
-            reply: Reply,
-            zone: str,
-            seconds: float,
-            size: int,
-            _enabled: set[str] = enabled,
-            _servers: dict[str, str] = servers,
-            _default: str = default,
-        ) -> None:
-            if zone in _enabled:
-                observe(_servers.get(zone, _default), request, reply, zone, seconds, size)
+    def observer(request: Request, reply: Reply, zone: str, seconds: float, size: int) -> None:
+        if zone in enabled:
+            observe(servers.get(zone, default), request, reply, zone, seconds, size)
 
-        dispatcher.observers.append(observer)
+    def fast_hit(entry: Entry) -> Callable[[int], None] | None:
+        # An entry's first hit: `stat` is what the full path saw; resolve the counters
+        # its hits bump once, and hand back what each hit calls.
+        # The memo's credit names the plugin re-serves count for (the cache, whose entry
+        # these bytes are, even when they were stored from the miss that filled it).
+        seen: tuple[Request, Reply, str, str] = entry.stat  # type: ignore[assignment]
+        request, reply, zone, credit = seen
+        if zone not in enabled:
+            return None
+        server = servers.get(zone, default)
+        plugin = credit or reply.plugin
+        return FastHandle(recorder, server, request, reply, zone, entry.size, plugin).hit
 
-        def fast_hit(
-            entry: Entry,
-            _enabled: set[str] = enabled,
-            _servers: dict[str, str] = servers,
-            _default: str = default,
-        ) -> Callable[[int], None] | None:
-            # An entry's first hit: `stat` is what the full path saw; resolve the counters
-            # its hits bump once, and hand back what each hit calls.
-            # The memo's credit names the plugin re-serves count for (the cache, whose entry
-            # these bytes are, even when they were stored from the miss that filled it).
-            seen: tuple[Request, Reply, str, str] = entry.stat  # type: ignore[assignment]
-            request, reply, zone, credit = seen
-            if zone not in _enabled:
-                return None
-            server = _servers.get(zone, _default)
-            plugin = credit or reply.plugin
-            return FastHandle(recorder, server, request, reply, zone, entry.size, plugin).hit
-
-        dispatcher.on_first_fast_hit.append(fast_hit)
+    return Observers((observer,), panicked, dropped, (fast_hit,))

@@ -10,8 +10,6 @@ See docs/snapshot.md.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import gc
 import hashlib
 import json
 import logging
@@ -227,7 +225,7 @@ def parse_bytes(raw: bytes, file: str) -> Snapshot:
         return snap
     blob = pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
     del snap  # the only reference: the parse's objects all die here
-    _return_memory()
+    heap.give_back()
     compact: Snapshot = pickle.loads(blob)  # our own objects, serialised just above
     return compact
 
@@ -287,17 +285,6 @@ def load(path: str | Path) -> Snapshot:
     except OSError as exc:
         raise SnapshotError(str(p), 0, f"cannot read snapshot: {exc.strerror}") from None
     return parse_bytes(raw, str(p))
-
-
-def _return_memory() -> None:
-    """Hand the parser's garbage back to the OS: a big file's node graph is freed at once, and
-    without a trim glibc keeps those pages, so the process would stay at its loading peak."""
-    gc.collect()
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.malloc_trim(0)
 
 
 class StaticSource:
@@ -370,3 +357,6 @@ class StaticSource:
         while True:
             self.load_once()
             await asyncio.sleep(self.poll_interval)
+
+    async def close(self) -> None:
+        """Nothing to release: the file is read whole at each load."""

@@ -9,6 +9,10 @@ short. TCP uses 2-byte length framing and the same checks.
 
 Each exchange opens its own connection: connections are not reused (the `expire` option of
 `forward` therefore bounds nothing yet).
+
+The raw exchanges at the end ask as a stub resolver does (several queries on one socket, the
+first reply taken as it is, failures handed back unchanged) for `kdns diagnose`, which reports
+what glibc or musl would see; every DNS socket of kdns is opened in this package.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import contextlib
 import secrets
 import socket
 import struct
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kdns.dns import names, wire
@@ -194,3 +200,89 @@ async def exchange(
     if msg.tc:
         return await tcp(host, port, question, max(0.05, deadline - loop.time()), source)
     return msg
+
+
+# -- as a stub resolver asks (kdns diagnose) ------------------------------------------------------
+# Raw exchanges: the queries go out as given and every reply or failure comes back as it is, so
+# the caller can report what the socket saw (timeout, ICMP refusal, reset) the way a resolver
+# library would, rather than the forwarder's ExchangeError.
+
+Arrival = tuple[bytes, float] | Exception  # a reply and its perf_counter time, or the failure
+
+
+def resolve(host: str, port: int) -> str:
+    """The first address getaddrinfo gives for `host`; ValueError saying why there is none."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(exc.strerror if isinstance(exc, socket.gaierror) else str(exc)) from None
+    return str(infos[0][4][0])
+
+
+class _Together(asyncio.DatagramProtocol):
+    def __init__(self, waiting: dict[int, asyncio.Future[Arrival]]) -> None:
+        self.waiting = waiting
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 2:
+            return
+        fut = self.waiting.get(struct.unpack_from("!H", data)[0])
+        if fut is not None and not fut.done():
+            fut.set_result((data, time.perf_counter()))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable or a failed send. glibc's socket is connected too, so it sees
+        # the same error and stops waiting for this server.
+        for fut in self.waiting.values():
+            if not fut.done():
+                fut.set_result(exc)
+
+
+async def udp_together(
+    host: str, port: int, queries: Sequence[tuple[int, bytes]], timeout: float
+) -> tuple[list[Arrival], list[float]]:
+    """Send `queries` (ID, message) in order on one connected UDP socket, as getaddrinfo sends
+    its A and AAAA queries, and wait up to `timeout` for the replies, matched by ID.
+
+    Returns each query's arrival (TimeoutError when none came) and the time it was sent.
+    """
+    loop = asyncio.get_running_loop()
+    waiting: dict[int, asyncio.Future[Arrival]] = {}
+    try:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Together(waiting), remote_addr=(host, port)
+        )
+    except OSError as exc:
+        return [exc for _ in queries], [time.perf_counter() for _ in queries]
+    sent: list[float] = []
+    try:
+        for mid, query in queries:
+            waiting[mid] = loop.create_future()
+            transport.sendto(query)
+            sent.append(time.perf_counter())
+        await asyncio.wait(list(waiting.values()), timeout=timeout)
+    finally:
+        transport.close()
+    arrivals: list[Arrival] = []
+    for mid, _ in queries:
+        fut = waiting[mid]
+        arrivals.append(fut.result() if fut.done() else TimeoutError())
+    return arrivals, sent
+
+
+async def tcp_once(host: str, port: int, query: bytes, timeout: float) -> bytes:
+    """One query on a new TCP connection and the first reply read back, whatever it is.
+
+    Raises what the connection saw: TimeoutError, OSError or asyncio.IncompleteReadError.
+    """
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(struct.pack("!H", len(query)) + query)
+            await writer.drain()
+            size = struct.unpack("!H", await reader.readexactly(2))[0]
+            return await reader.readexactly(size)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()

@@ -9,7 +9,7 @@ import pytest
 
 from kdns.config import from_text
 from kdns.corefile import CorefileError
-from kdns.server.app import listen_addresses
+from kdns.plugins import bind
 from kdns.transport import interfaces
 from tests.support.client import ask, rrs
 from tests.support.server import running_kdns
@@ -19,7 +19,8 @@ HAS_V6 = "::1" in LO
 
 
 def block_addresses(body: str) -> tuple[str, ...]:
-    return listen_addresses(from_text(f".:1053 {{\n{body}\n}}\n", "Corefile").blocks[0])
+    block = from_text(f".:1053 {{\n{body}\n}}\n", "Corefile").blocks[0]
+    return bind.addresses([e.config for e in block.all("bind")])
 
 
 def test_an_interface_stands_for_its_addresses() -> None:

@@ -59,11 +59,8 @@ async def stack(cache_text: str = "cache 30", **upstream: object) -> AsyncIterat
         fwd = ForwardPlugin(replace(fcfg, read_timeout=0.3, timeout=0.6), ctx)
         ccfg: CacheConfig = parse_directive(cache_text, "cache")
         s = Stack(CachePlugin(ccfg, ctx, clock=clock), fwd, up, clock, reg)
-        try:
+        async with s.cache.running(), fwd.running():
             yield s
-        finally:
-            await s.cache.stop()
-            await fwd.stop()
 
 
 def ttls(reply: Reply) -> list[int]:

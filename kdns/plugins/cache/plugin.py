@@ -20,9 +20,10 @@ entry keeps the label of the plugin that wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from kdns.dns import names
 from kdns.dns.message import Reply, Request
 from kdns.dns.records import AXFR, IXFR
 from kdns.plugins import memo
-from kdns.plugins.base import BuildContext, Handler
+from kdns.plugins.base import BuildContext, Handler, Service
 from kdns.plugins.cache.config import CacheConfig
 from kdns.plugins.cache.stale import Refresher, answers, refresh_stale, usable
 from kdns.plugins.cache.store import Entry, Key, Store, classify, minimal_ttl, set_ttl
@@ -49,7 +50,7 @@ class _Metrics:
     evictions: dict[str, Any] = field(default_factory=dict)
 
 
-class CachePlugin:
+class CachePlugin(Service):
     name = "cache"
 
     def __init__(
@@ -271,8 +272,13 @@ class CachePlugin:
         self.stores[kind][key] = entry
         return shown
 
-    async def stop(self) -> None:
-        await self.refresher.stop()
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Nothing to start; on exit the refreshes still under way are cancelled."""
+        try:
+            yield
+        finally:
+            await self.refresher.tasks.close()
 
 
 def build(config: CacheConfig, ctx: BuildContext) -> CachePlugin:

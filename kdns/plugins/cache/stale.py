@@ -25,6 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from kdns.dns.message import NOERROR, NXDOMAIN, Reply
+from kdns.plugins.base import TaskSet
 from kdns.plugins.cache.config import CacheConfig
 from kdns.plugins.cache.store import Entry
 
@@ -47,7 +48,7 @@ class Refresher:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.tasks: set[asyncio.Task[Reply | None]] = set()
+        self.tasks = TaskSet()
 
     def start(
         self, entry: Entry, run: Run, recheck: float, name: str
@@ -70,16 +71,9 @@ class Refresher:
                     entry.retry_after = self.clock() + recheck
             return fresh
 
-        task = asyncio.create_task(go(), name=name)
+        task = self.tasks.start(go(), name)
         entry.refresh = task
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
         return task
-
-    async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 async def refresh_stale(

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdns.admission import Doorkeeper
-from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply
+from kdns.dns import response
+from kdns.dns.message import SERVFAIL, Reply
 from kdns.dns.records import OPT, SOA
 from kdns.plugins.cache.config import MIN_TTL
 
@@ -101,20 +102,11 @@ class Store:
 
 
 def classify(reply: Reply) -> str | None:
-    """success, denial, servfail, or None for replies never cached."""
-    if reply.rcode == NOERROR:
-        return "success" if reply.answer or _delegation(reply) else "denial"
-    if reply.rcode == NXDOMAIN:
-        return "denial"
+    """success, denial (response.classify's), servfail, or None for replies never cached."""
     if reply.rcode == SERVFAIL:
         return "servfail"
-    return None
-
-
-def _delegation(reply: Reply) -> bool:
-    return any(r.rtype == 2 for r in reply.authority) and not any(
-        r.rtype == SOA for r in reply.authority
-    )
+    kind = response.classify(reply)
+    return None if kind is response.Class.ERROR else kind
 
 
 def minimal_ttl(reply: Reply, kind: str) -> int:

@@ -12,7 +12,7 @@ import yaml
 
 from kdns.cluster import search
 from kdns.cluster.advice import advise
-from kdns.cluster.search import GLIBC, MUSL, Answer, Walk
+from kdns.cluster.search import GLIBC, MUSL, Outcome, Walk
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, REFUSED, SERVFAIL
 
@@ -22,25 +22,25 @@ REAL = yaml.safe_load(DATA.read_text())
 RCODES = {"NOERROR": NOERROR, "NXDOMAIN": NXDOMAIN, "SERVFAIL": SERVFAIL, "REFUSED": REFUSED}
 BIG = [f"10.1.0.{i}" for i in range(1, 61)]
 
-Oracle = Callable[[str, int], Answer]
+Oracle = Callable[[str, int], Outcome]
 
 
 def real_server(resolver: str) -> Oracle:
     """The capture's DNS server, as the given library saw it (glibc retries TC over TCP)."""
     table: dict[str, dict[str, dict[str, Any]]] = REAL["server"]
 
-    def ask(qname: str, qtype: int) -> Answer:
+    def ask(qname: str, qtype: int) -> Outcome:
         entry = table.get(qname, {}).get(rr.type_name(qtype))
         if entry is None:
-            return Answer(NXDOMAIN)
+            return Outcome(NXDOMAIN)
         records: list[tuple[int, str]] = [(qtype, ip) for ip in entry.get("answer", ())]
         if "cname" in entry:
             records.append((rr.CNAME, entry["cname"]))
         if entry.get("tc"):
             if resolver == GLIBC:
-                return Answer(NOERROR, tuple((qtype, ip) for ip in BIG))
-            return Answer(NOERROR, (), tc=True)
-        return Answer(RCODES[entry["rcode"]], tuple(records))
+                return Outcome(NOERROR, tuple((qtype, ip) for ip in BIG))
+            return Outcome(NOERROR, (), tc=True)
+        return Outcome(RCODES[entry["rcode"]], tuple(records))
 
     return ask
 
@@ -107,11 +107,11 @@ def test_conformance_search_cases(case: dict[str, Any], resolver: str) -> None:
     conf = search.pod_resolv_conf(case["client_namespace"])
     replies = {q["qname"]: q for q in case["queries"]}
 
-    def ask(qname: str, qtype: int) -> Answer:
+    def ask(qname: str, qtype: int) -> Outcome:
         q = replies.get(qname)
         if q is None:
             raise AssertionError(f"{qname} was not expected to be asked")
-        return Answer(RCODES[q["rcode"]], tuple((qtype, ip) for ip in q.get("answer", ())))
+        return Outcome(RCODES[q["rcode"]], tuple((qtype, ip) for ip in q.get("answer", ())))
 
     qtypes = search.lookup_types(case["qtype"])
     walk = run(Walk(conf, case["name"], resolver, qtypes), ask)
@@ -173,12 +173,12 @@ def test_musl_stops_at_a_wildcard_in_a_node_search_domain_glibc_does_not() -> No
     # address, glibc goes on (neither reply has an answer record) and finds the real name.
     conf = search.pod_resolv_conf("ns", node_search=["corp.example"])
 
-    def ask(qname: str, qtype: int) -> Answer:
+    def ask(qname: str, qtype: int) -> Outcome:
         if qname == "api.example.com.corp.example.":
-            return Answer(NOERROR, ((qtype, "10.9.9.9"),) if qtype == rr.A else ())
+            return Outcome(NOERROR, ((qtype, "10.9.9.9"),) if qtype == rr.A else ())
         if qname == "api.example.com.":
-            return Answer(NOERROR, ((rr.A, "203.0.113.7"),) if qtype == rr.A else ())
-        return Answer(NXDOMAIN)
+            return Outcome(NOERROR, ((rr.A, "203.0.113.7"),) if qtype == rr.A else ())
+        return Outcome(NXDOMAIN)
 
     glibc = run(Walk(conf, "api.example.com", GLIBC), ask)
     musl = run(Walk(conf, "api.example.com", MUSL), ask)
@@ -186,9 +186,9 @@ def test_musl_stops_at_a_wildcard_in_a_node_search_domain_glibc_does_not() -> No
     assert glibc.result is not None and glibc.result.answer == ("10.9.9.9",)
     assert musl.result is not None and musl.result.answer == ("10.9.9.9",)
 
-    def ask_nodata(qname: str, qtype: int) -> Answer:
+    def ask_nodata(qname: str, qtype: int) -> Outcome:
         if qname == "api.example.com.corp.example.":
-            return Answer(NOERROR)  # exists, but no address of either type
+            return Outcome(NOERROR)  # exists, but no address of either type
         return ask(qname, qtype)
 
     glibc = run(Walk(conf, "api.example.com", GLIBC), ask_nodata)
@@ -219,10 +219,10 @@ def test_no_musl_stop_advice_when_the_skipped_names_have_no_address() -> None:
 def test_glibc_leaves_the_search_list_on_refused_but_still_tries_the_name() -> None:
     conf = search.pod_resolv_conf("ns")
 
-    def ask(qname: str, qtype: int) -> Answer:
+    def ask(qname: str, qtype: int) -> Outcome:
         if qname == "x.y.svc.cluster.local.":
-            return Answer(REFUSED)
-        return Answer(NXDOMAIN)
+            return Outcome(REFUSED)
+        return Outcome(NXDOMAIN)
 
     walk = run(Walk(conf, "x.y", GLIBC, (rr.A,)), ask)
     assert [c.name for c, _ in walk.steps] == [
@@ -238,10 +238,10 @@ def test_glibc_aaaa_servfail_after_a_nodata_ends_the_search() -> None:
     # res_search continues after TRY_AGAIN only when the *first* reply was SERVFAIL.
     conf = search.pod_resolv_conf("ns")
 
-    def ask(qname: str, qtype: int) -> Answer:
+    def ask(qname: str, qtype: int) -> Outcome:
         if qname == "h.ns.svc.cluster.local.":
-            return Answer(NOERROR) if qtype == rr.A else Answer(SERVFAIL)
-        return Answer(NXDOMAIN)
+            return Outcome(NOERROR) if qtype == rr.A else Outcome(SERVFAIL)
+        return Outcome(NXDOMAIN)
 
     walk = run(Walk(conf, "h", GLIBC), ask)
     assert [c.name for c, _ in walk.steps] == ["h.ns.svc.cluster.local.", "h."]
@@ -249,7 +249,7 @@ def test_glibc_aaaa_servfail_after_a_nodata_ends_the_search() -> None:
 
 def test_timeout_counts_as_no_reply() -> None:
     conf = search.pod_resolv_conf("ns")
-    walk = run(Walk(conf, "a.b", MUSL, (rr.A,)), lambda q, t: Answer(None))
+    walk = run(Walk(conf, "a.b", MUSL, (rr.A,)), lambda q, t: Outcome(None))
     assert walk.result is not None and walk.result.status == "error"
     assert "Try again" in walk.result.message
     assert walk.queries[0].answer.rcode_text == "TIMEOUT"
@@ -259,7 +259,7 @@ def test_glibc_ends_the_lookup_when_no_server_is_reached() -> None:
     # __res_context_search: ECONNREFUSED returns TRY_AGAIN from inside the search loop, so the
     # name as typed is not tried either; a name tried as typed first still goes on to the list.
     conf = search.pod_resolv_conf("ns")
-    refused = Answer(None, note="ICMP port unreachable", failure="REFUSED", unreachable=True)
+    refused = Outcome(None, note="ICMP port unreachable", failure="REFUSED", unreachable=True)
     walk = run(Walk(conf, "x.y", GLIBC), lambda q, t: refused)
     assert [c.name for c, _ in walk.steps] == ["x.y.ns.svc.cluster.local."]
     assert walk.result is not None and "EAI_AGAIN" in walk.result.message
@@ -267,26 +267,26 @@ def test_glibc_ends_the_lookup_when_no_server_is_reached() -> None:
     assert [a.kind for a in advise(walk)] == ["no-reply"]
     deep = run(Walk(conf, "a.b.c.d.e.f", GLIBC, (rr.A,)), lambda q, t: refused)
     assert [c.name for c, _ in deep.steps] == ["a.b.c.d.e.f.", "a.b.c.d.e.f.ns.svc.cluster.local."]
-    reset = Answer(None, failure="RESET")  # not ECONNREFUSED: like a timeout
+    reset = Outcome(None, failure="RESET")  # not ECONNREFUSED: like a timeout
     walk = run(Walk(conf, "x.y", GLIBC), lambda q, t: reset)
     assert [c.name for c, _ in walk.steps] == ["x.y.ns.svc.cluster.local.", "x.y."]
 
 
 def test_musl_res_search_for_other_types_does_not_search() -> None:
     conf = search.pod_resolv_conf("ns")
-    walk = run(Walk(conf, "_http._tcp.web", MUSL, (rr.SRV,)), lambda q, t: Answer(NXDOMAIN))
+    walk = run(Walk(conf, "_http._tcp.web", MUSL, (rr.SRV,)), lambda q, t: Outcome(NXDOMAIN))
     assert [c.name for c, _ in walk.steps] == ["_http._tcp.web."]
-    glibc = run(Walk(conf, "_http._tcp.web", GLIBC, (rr.SRV,)), lambda q, t: Answer(NXDOMAIN))
+    glibc = run(Walk(conf, "_http._tcp.web", GLIBC, (rr.SRV,)), lambda q, t: Outcome(NXDOMAIN))
     assert len(glibc.steps) == 4
 
 
 def test_offline_unknown_step_stops_the_walk_and_keeps_the_rest() -> None:
     conf = search.pod_resolv_conf("ns", node_search=["ec2.internal"])
 
-    def ask(qname: str, qtype: int) -> Answer:
+    def ask(qname: str, qtype: int) -> Outcome:
         if qname.endswith("cluster.local."):
-            return Answer(NXDOMAIN)
-        return Answer(None, unknown=True)
+            return Outcome(NXDOMAIN)
+        return Outcome(None, unknown=True)
 
     walk = run(Walk(conf, "api.github.com", GLIBC), ask)
     assert walk.result is not None and walk.result.status == "unknown"
@@ -362,3 +362,12 @@ def test_expansion_classifier(name: str, expected: tuple[str, str] | None) -> No
         name.split("."), lambda ns: ns in NAMESPACES, lambda ns, s: (ns, s) in SERVICES
     )
     assert got == expected
+
+
+def test_every_resolv_conf_reader_skips_comments_the_same_way() -> None:
+    text = "# generated\nnameserver 10.96.0.10 ; cluster DNS\n\nsearch a.svc b # node\n"
+    assert list(search.resolv_lines(text)) == [
+        (2, "nameserver", ["10.96.0.10"]),
+        (4, "search", ["a.svc", "b"]),
+    ]
+    assert search.parse_resolv_conf(text).search == ("a.svc.", "b.")
