@@ -159,7 +159,6 @@ MAX_LINES = 500
 OVERSIZE = frozenset(
     [
         "kdns.cluster.answer",  # lookups, per-type answers and glue: being restructured
-        "kdns.plugins.cache",  # parsing, the stores and the plugin: being split
     ]
 )
 
