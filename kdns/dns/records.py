@@ -112,6 +112,15 @@ def aaaa(name: str, ttl: int, ip: str) -> RR:
         raise ValueError(f"not an IPv6 address: {ip!r}") from None
 
 
+def is_address(text: str) -> bool:
+    """True for an IPv4 or IPv6 address in text form."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def address(name: str, ttl: int, ip: str) -> RR:
     return a(name, ttl, ip) if ":" not in ip else aaaa(name, ttl, ip)
 

@@ -17,6 +17,7 @@ from kdns.plugins import (
     chaos,
     dns64,
     errors,
+    file,
     forward,
     health,
     hosts,
@@ -32,6 +33,7 @@ from kdns.plugins import (
     ready,
     reload,
     template,
+    transfer,
     whoami,
 )
 from kdns.plugins import any as any_class
@@ -58,8 +60,10 @@ SPECS: tuple[PluginSpec, ...] = (
     autopath.SPEC,
     minimal.SPEC,
     template.SPEC,
+    transfer.SPEC,
     hosts.SPEC,
     kubernetes.SPEC,
+    file.SPEC,
     loop.SPEC,
     forward.SPEC,
     whoami.SPEC,

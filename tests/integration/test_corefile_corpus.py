@@ -28,10 +28,10 @@ INDEX = json.loads((CORPUS / "index.json").read_text())
 # entry must go.
 PENDING: dict[str, tuple[str, ...]] = {
     "aks-custom-rewrite.Corefile": ("rewrite",),
-    "coredns-blog-custom-dns-file.Corefile": ("rewrite", "file"),
+    "coredns-blog-custom-dns-file.Corefile": ("rewrite",),
     "coredns-blog-custom-dns-rewrite.Corefile": ("rewrite",),
     "coredns-docs-k8s_external-fallthrough.Corefile": ("k8s_external",),
-    "coredns-docs-k8s_external-transfer.Corefile": ("k8s_external", "transfer"),
+    "coredns-docs-k8s_external-transfer.Corefile": ("k8s_external",),
     "coredns-docs-k8s_external.Corefile": ("k8s_external",),
     "kubespray-nodelocaldns-docs-options.Corefile": ("https://",),
     # Its docs' values `cache 0` and `denial 0` are refused by CoreDNS too (cache setup tests).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+
 import dns.asyncquery
 import dns.edns
 import dns.flags
@@ -61,3 +64,24 @@ def rrs(msg: dns.message.Message, section: str = "answer") -> list[tuple[str, st
         for rd in rrset:
             out.append((rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype), rd.to_text()))
     return out
+
+
+async def dig(port: int, *args: str, host: str = "127.0.0.1") -> str:
+    """dig's output for `args` asked of the server (run without blocking the loop serving it)."""
+    path = shutil.which("dig")
+    assert path is not None, "dig is installed by `make test`"
+    proc = await asyncio.create_subprocess_exec(
+        path,
+        f"@{host}",
+        "-p",
+        str(port),
+        "+time=2",
+        "+tries=1",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(10):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    return out.decode()
