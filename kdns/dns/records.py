@@ -24,6 +24,7 @@ MX = 15
 TXT = 16
 AAAA = 28
 SRV = 33
+DNAME = 39
 OPT = 41
 DS = 43
 RRSIG = 46
@@ -51,6 +52,7 @@ TYPE_NAMES: dict[int, str] = {
     TXT: "TXT",
     AAAA: "AAAA",
     SRV: "SRV",
+    DNAME: "DNAME",
     OPT: "OPT",
     DS: "DS",
     RRSIG: "RRSIG",

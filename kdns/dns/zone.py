@@ -163,6 +163,9 @@ class Zone:
                 if found is not None:
                     wildcard = found
                 continue
+            dname = node.get(rr.DNAME)
+            if dname and part != name:
+                return self._substitute(dname, name, part, qtype)
             delegated = node.get(rr.NS)
             if delegated and part != origin:
                 if qtype == rr.DS and part == name:
@@ -187,6 +190,17 @@ class Zone:
         if rename:
             return Found(Result.SUCCESS, _renamed(found, name), self.ns)
         return Found(Result.SUCCESS, found, self.ns, self._additional(found))
+
+    def _substitute(self, dname: tuple[RR, ...], name: str, owner: str, qtype: int) -> Found:
+        """A name below a DNAME: the DNAME, a CNAME synthesised to the substituted name
+        (RFC 6672), and what that name has, as CoreDNS answers."""
+        stem = name[: len(name) - len(owner)]
+        try:
+            cname = rr.cname(name, dname[0].ttl, stem + target(dname[0]))
+        except ValueError:  # the substituted name is too long (RFC 6672 says YXDOMAIN)
+            return Found(Result.NXDOMAIN, (), (self.soa,))
+        found = self._follow((cname,), qtype)
+        return Found(found.result, dname[:1] + found.answer, found.authority, (), found.chase)
 
     def _follow(self, chain: tuple[RR, ...], qtype: int) -> Found:
         answer = list(chain)
@@ -213,10 +227,14 @@ class Zone:
 
     def _additional(self, answer: tuple[RR, ...]) -> tuple[RR, ...]:
         out: list[RR] = []
+        seen: set[str] = set()
         for record in answer:
             if record.rtype not in (rr.MX, rr.SRV):
                 continue
             name = target(record)
+            if name in seen:
+                continue  # one target named twice gets its addresses once
+            seen.add(name)
             node = self.nodes.get(name) if names.is_subdomain(name, self.origin) else None
             if node is not None:
                 out.extend(node.get(rr.A, ()))

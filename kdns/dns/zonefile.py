@@ -31,6 +31,9 @@ _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Name fields dnslib's readers leave relative (they qualify CNAME, NS, MX, SOA themselves).
 _NAME_FIELDS = {"SRV": 3, "RRSIG": 7, "NSEC": 0}
 
+# Types whose rdata is written like another's that dnslib reads.
+_READ_AS = {"DNAME": "CNAME", "SPF": "TXT"}
+
 # (shown name, text) of an included file, given the name as written after $INCLUDE.
 Include = Callable[[str], tuple[str, str]]
 
@@ -213,7 +216,7 @@ def _rdata(rtype: int, fields: list[str], origin: str) -> bytes:
     name = type_name(rtype)
     if fields[:1] == ["\\#"]:  # RFC 3597 generic form works for any type
         return _generic(fields)
-    reader = RDMAP.get(name)
+    reader = RDMAP.get(_READ_AS.get(name, name))
     if reader is None:
         raise ValueError(f"record type {name} is not supported in zone files (use \\# LENGTH HEX)")
     if not fields:
