@@ -224,10 +224,6 @@ class FilePlugin:
         seen = self.generation
         return lambda: self.generation == seen
 
-    def _falls_through(self, name: str) -> bool:
-        ft = self.config.fallthrough
-        return ft is not None and (not ft or names.longest_zone(name, ft) is not None)
-
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         origin = names.longest_zone(request.name, self._origins)
         if origin is None:
@@ -238,7 +234,9 @@ class FilePlugin:
         if zone is None:
             return Reply(rcode=SERVFAIL, plugin=self.name, error=f"file: zone {origin} not loaded")
         found = zone.lookup(request.name, request.qtype)
-        if found.result is Result.NXDOMAIN and self._falls_through(request.name):
+        if found.result is Result.NXDOMAIN and parsing.falls_through(
+            self.config.fallthrough, request.name
+        ):
             return await call_next(request)
         reply = Reply(
             NXDOMAIN if found.result is Result.NXDOMAIN else NOERROR,
