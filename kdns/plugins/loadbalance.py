@@ -14,6 +14,7 @@ from dataclasses import replace
 from kdns.corefile import Directive
 from kdns.dns.message import NOERROR, Reply, Request
 from kdns.dns.records import AAAA, CNAME, MX, RR, A
+from kdns.dns.transfer import TYPES as TRANSFER_TYPES
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 
@@ -60,8 +61,8 @@ class LoadbalancePlugin:
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         reply = await call_next(request)
-        if reply.rcode != NOERROR:
-            return reply
+        if reply.rcode != NOERROR or request.qtype in TRANSFER_TYPES:
+            return reply  # a zone transfer keeps its order (SOA first and last), as in CoreDNS
         note = memo.get()
         if note is not None:
             note.shuffle = True  # replies re-served from bytes rotate the records on every hit

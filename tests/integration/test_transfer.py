@@ -33,6 +33,7 @@ www   IN A   192.0.2.80
 COREFILE = """\
 .:PORT {
     bind 127.0.0.1
+    loadbalance
     transfer example.org {
         to 127.0.0.1
     }
