@@ -54,8 +54,15 @@ example.org:PORT {
 
 def write_zone(directory: Path, serial: int = 1, www: str = "192.0.2.80") -> Path:
     path = directory / "db.example.org"
-    path.write_text(ZONE.format(serial=serial, www=www))
+    replace(path, ZONE.format(serial=serial, www=www))
     return path
+
+
+def replace(path: Path, text: str) -> None:
+    """Swap in new contents at once (as a ConfigMap update does): a reload never reads half."""
+    fresh = path.with_suffix(".new")
+    fresh.write_text(text)
+    os.replace(fresh, path)
 
 
 def file_plugin(srv: Running) -> FilePlugin:
@@ -168,10 +175,10 @@ async def test_reload_follows_a_new_serial_only(tmp_path: Path) -> None:
     async with running_kdns(COREFILE, tmp_path) as srv:
         plugin = file_plugin(srv)
         assert await www(srv) == ["192.0.2.80"]
-        path.write_text(ZONE.format(serial=2, www="192.0.2.81"))
+        replace(path, ZONE.format(serial=2, www="192.0.2.81"))
         await eventually(lambda: www_is(srv, "192.0.2.81"))
         # The same serial with other data: read, but not served (CoreDNS's serial check).
-        path.write_text(ZONE.format(serial=2, www="192.0.2.82"))
+        replace(path, ZONE.format(serial=2, www="192.0.2.82"))
         stamp = _stamp(path)
         await eventually(lambda: plugin._stamps["example.org."] == stamp)
         assert await www(srv) == ["192.0.2.81"]
@@ -190,12 +197,12 @@ async def test_broken_edit_keeps_the_last_good_zone(
         plugin = file_plugin(srv)
         broken = ZONE.format(serial=5, www="192.0.2.90").replace("IN A    192.0.2.25", "IN A 1.2")
         with caplog.at_level(logging.ERROR, logger="kdns.file"):
-            path.write_text(broken)
+            replace(path, broken)
             await eventually(lambda: f"{path}:9: bad A data" in caplog.text)
         assert await www(srv) == ["192.0.2.80"]
         assert plugin.zones["example.org."] is not None
         assert plugin.zones["example.org."].serial == 1
-        path.write_text(ZONE.format(serial=6, www="192.0.2.91"))
+        replace(path, ZONE.format(serial=6, www="192.0.2.91"))
         await eventually(lambda: www_is(srv, "192.0.2.91"))
 
 
@@ -222,3 +229,16 @@ async def test_entries_metric(tmp_path: Path) -> None:
     async with running_kdns(corefile, tmp_path):
         samples = await scrape(metrics_port)
         assert series(samples, "coredns_file_entries") == {(("dns_name", "example.org."),): 14.0}
+
+
+async def test_a_file_that_appears_later_is_served_with_its_includes(tmp_path: Path) -> None:
+    async with running_kdns(COREFILE, tmp_path) as srv:
+        msg = await ask(srv.port, "www.example.org.")
+        assert msg.rcode() == dns.rcode.SERVFAIL  # no zone yet: CoreDNS answers the same
+        (tmp_path / "hosts.inc").write_text("extra IN A 192.0.2.7\n")
+        zone = ZONE.format(serial=1, www="192.0.2.80") + "$INCLUDE hosts.inc\n"
+        replace(tmp_path / "db.example.org", zone)
+        await eventually(lambda: www_is(srv, "192.0.2.80"))
+        assert rrs(await ask(srv.port, "extra.example.org.")) == [
+            ("extra.example.org.", "A", "192.0.2.7")
+        ]
