@@ -20,7 +20,18 @@ from dnslib import RDMAP, DNSLabel
 from dnslib.lex import WordLexer
 
 from kdns.dns import names, rrtext
-from kdns.dns.records import CLASS_CH, CLASS_IN, RR, SOA, type_from_text, type_name
+from kdns.dns.records import (
+    AAAA,
+    CLASS_CH,
+    CLASS_IN,
+    RR,
+    SOA,
+    A,
+    a,
+    aaaa,
+    type_from_text,
+    type_name,
+)
 
 DEFAULT_TTL = 3600
 MAX_INCLUDE_DEPTH = 7  # miekg/dns's limit on nested $INCLUDEs
@@ -214,6 +225,12 @@ def _record(tokens: list[str], blank: bool, state: _State) -> RR:
 
 def _rdata(rtype: int, fields: list[str], origin: str) -> bytes:
     name = type_name(rtype)
+    if rtype in (A, AAAA) and len(fields) == 1:
+        # The common case, read directly: faster, and a clear message for a bad address.
+        try:
+            return (a if rtype == A else aaaa)(origin, 0, fields[0]).rdata
+        except ValueError as exc:
+            raise ValueError(f"bad {name} data: {exc}") from None
     if fields[:1] == ["\\#"]:  # RFC 3597 generic form works for any type
         return _generic(fields)
     reader = RDMAP.get(_READ_AS.get(name, name))

@@ -167,7 +167,10 @@ def test_ttl_without_ttl_directive_is_the_last_given_else_3600() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("@ IN SOA ns h 1 2 3 4 5\n\n; comment\nwww IN A 1.2.3\n", "db:4: bad A data '1.2.3'"),
+        (
+            "@ IN SOA ns h 1 2 3 4 5\n\n; comment\nwww IN A 1.2.3\n",
+            "db:4: bad A data: not an IPv4 address: '1.2.3'",
+        ),
         ("@ IN SOA ns h 1 2 3 4 5\n\n# not a comment\n", "db:3: unknown record type 'not'"),
         ("www IN A 192.0.2.1\n", "db:1: no SOA record for origin example.org."),
         (
