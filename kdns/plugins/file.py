@@ -81,12 +81,14 @@ def parse(d: Directive, block: BlockInfo) -> FileConfig:
                 raise sub.error("file: reload duration value is expected")
             reload = parsing.duration(sub.args[0])
         elif sub.name == "reload_by_mtime":
+            parsing.no_args(sub)
             parsing.no_block(sub)
             by_mtime = True
         elif sub.name == "fallthrough":
             parsing.no_block(sub)
             fallthrough = parsing.zones(sub.args, ())
         elif sub.name == "upstream":
+            parsing.no_block(sub)
             parsing.no_effect(log, "file: upstream", "CNAME targets always go through the server")
         else:
             raise parsing.unknown_property("file", sub, PROPERTIES)

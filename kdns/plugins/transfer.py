@@ -132,7 +132,9 @@ class TransferPlugin:
         if rule is None:
             return await call_next(request)
         if not rule.allows(request.client):
-            log.info("plugin/transfer: refused transfer of %s to %s", request.name, request.client)
+            # Debug only: a client asking again and again must not flood the log (`log` shows
+            # the REFUSED replies).
+            log.debug("plugin/transfer: refused transfer of %s to %s", request.name, request.client)
             return Reply(rcode=REFUSED, plugin=self.name)
         records = next(
             (r for s in self.sources if (r := s.transfer(request.name)) is not None), None
@@ -148,14 +150,14 @@ class TransferPlugin:
             if len(known) != 1 or known[0].rtype != SOA:
                 # As CoreDNS: an IXFR names the version the client has in one SOA.
                 return Reply(rcode=SERVFAIL, plugin=self.name, error="transfer: IXFR without SOA")
-        if request.qtype == IXFR and zone.serial_of(request.authority[0]) == serial:
-            log.info(
-                "plugin/transfer: %s is up to date at %s (serial %d)",
-                request.client,
-                request.name,
-                serial,
-            )
-            return Reply(NOERROR, (soa,), aa=True, plugin=self.name)
+            if zone.serial_of(known[0]) == serial:
+                log.info(
+                    "plugin/transfer: %s is up to date at %s (serial %d)",
+                    request.client,
+                    request.name,
+                    serial,
+                )
+                return Reply(NOERROR, (soa,), aa=True, plugin=self.name)
         log.info(
             "plugin/transfer: outgoing transfer of %d records of zone %s to %s (serial %d)",
             len(records),
