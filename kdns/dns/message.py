@@ -91,6 +91,7 @@ class Request:
     port: int = 0
     qname_wire: bytes = b""
     size: int = 0  # bytes on the wire
+    authority: tuple[RR, ...] = ()  # the query's authority section (an IXFR carries an SOA)
 
     @property
     def rd(self) -> bool:

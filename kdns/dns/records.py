@@ -24,6 +24,7 @@ MX = 15
 TXT = 16
 AAAA = 28
 SRV = 33
+DNAME = 39
 OPT = 41
 DS = 43
 RRSIG = 46
@@ -51,6 +52,7 @@ TYPE_NAMES: dict[int, str] = {
     TXT: "TXT",
     AAAA: "AAAA",
     SRV: "SRV",
+    DNAME: "DNAME",
     OPT: "OPT",
     DS: "DS",
     RRSIG: "RRSIG",
@@ -127,6 +129,15 @@ def a(name: str, ttl: int, ip: str) -> RR:
 
 def aaaa(name: str, ttl: int, ip: str) -> RR:
     return RR(name, AAAA, ttl, _packed_v6(ip))
+
+
+def is_address(text: str) -> bool:
+    """True for an IPv4 or IPv6 address in text form."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def address(name: str, ttl: int, ip: str) -> RR:

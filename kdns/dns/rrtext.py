@@ -51,9 +51,18 @@ def parse(text: str) -> RR:
     if not records:
         raise ValueError(f"no resource record in {text!r}")
     rec = records[0]
+    try:
+        data = pack(rec.rdata)
+    except ValueError as exc:
+        raise ValueError(f"bad resource record {text!r}: {exc}") from None
+    return RR(str(rec.rname), int(rec.rtype), int(rec.ttl), data, int(rec.rclass))
+
+
+def pack(rdata: object) -> bytes:
+    """Uncompressed wire form of a dnslib rdata object; ValueError when it does not encode."""
     buf = _Flat()
     try:
-        rec.rdata.pack(buf)
-    except (DNSError, ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"bad resource record {text!r}: {exc}") from None
-    return RR(str(rec.rname), int(rec.rtype), int(rec.ttl), bytes(buf.data), int(rec.rclass))
+        rdata.pack(buf)  # type: ignore[attr-defined]
+    except (DNSError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from None
+    return bytes(buf.data)

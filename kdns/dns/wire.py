@@ -298,6 +298,7 @@ def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request
     if opcode != 0:
         return _error_reply(data, NOTIMP, question)
     edns: Edns | None = None
+    authority: tuple[RR, ...] = ()
     if an or ns or ar:
         if an > 1 or ns > 1 or ar > 2 or (an + ns + ar) * 11 > len(data) - off:
             return _error_reply(data, FORMERR, question)
@@ -310,6 +311,8 @@ def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request
                         raise WireError("TSIG is not the last additional record")
                     badkey = _tsig_badkey(data, start)
                     return _error_reply(data, NOTAUTH, question, badkey)
+                if an <= i < an + ns:
+                    authority += (rr,)  # an IXFR's SOA (RFC 1995)
                 if rr.rtype == OPT:
                     if i < an + ns or edns is not None:
                         raise WireError("misplaced OPT")
@@ -330,6 +333,7 @@ def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request
         port=port,
         qname_wire=qname_wire,
         size=len(data),
+        authority=authority,
     )
     if edns is not None and edns.version > 0:
         return encode(request, Reply(rcode=BADVERS))

@@ -17,6 +17,7 @@ from kdns.plugins import (
     chaos,
     dns64,
     errors,
+    file,
     forward,
     health,
     hosts,
@@ -33,6 +34,7 @@ from kdns.plugins import (
     ready,
     reload,
     template,
+    transfer,
     whoami,
 )
 from kdns.plugins import any as any_class
@@ -59,9 +61,11 @@ SPECS: tuple[PluginSpec, ...] = (
     autopath.SPEC,
     minimal.SPEC,
     template.SPEC,
+    transfer.SPEC,
     hosts.SPEC,
     k8s_external.SPEC,
     kubernetes.SPEC,
+    file.SPEC,
     loop.SPEC,
     forward.SPEC,
     whoami.SPEC,

@@ -209,10 +209,6 @@ class HostsPlugin(Service):
         seen = self.generation
         return lambda: self.generation == seen
 
-    def _falls_through(self, name: str) -> bool:
-        ft = self.config.fallthrough
-        return ft is not None and (not ft or names.longest_zone(name, ft) is not None)
-
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         name = request.name
         qtype = request.qtype
@@ -232,13 +228,15 @@ class HostsPlugin(Service):
             return self._answer(answer, replay)
         owner = table.owner(name)
         if owner is None:
-            if self._falls_through(name):
+            if parsing.falls_through(self.config.fallthrough, name):
                 return await call_next(request)
             return Reply(rcode=SERVFAIL, plugin=self.name)  # no SOA to deny the name with
         if qtype in (A, AAAA):
             ips = table.addresses(owner, 4 if qtype == A else 6)
             return self._answer(tuple(RR(request.qname, qtype, ttl, ip) for ip in ips), replay)
-        if self.config.fallthrough_unsupported and self._falls_through(name):
+        if self.config.fallthrough_unsupported and parsing.falls_through(
+            self.config.fallthrough, name
+        ):
             return await call_next(request)
         return self._answer((), replay)  # NODATA: the name exists, with addresses only
 

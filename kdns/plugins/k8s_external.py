@@ -109,16 +109,19 @@ class ExternalPlugin:
             note.allow(k8s.still_valid(index, result.deps))
         return reply
 
-    def zone_records(self, zone: str) -> list[RR] | None:
-        """Every record of `zone` for a zone transfer, SOA first (the closing SOA is the
-        transfer's to add); None when `zone` is not one of this plugin's zones.
+    def transfer(self, zone: str) -> tuple[RR, ...] | None:
+        """Every record of `zone` for a zone transfer (transfer.Transferer): SOA first and
+        last; None when `zone` is not one of this plugin's zones.
 
         Read from one index snapshot, so the records are consistent with each other: the
         Services' external addresses and SRV records, with `headless` the headless Services'
         endpoints, the apex NS and its addresses, and in a reverse zone the PTR records.
         """
         k8s = self.kubernetes
-        return external.zone_records(k8s.index, k8s.options, self.options, zone)
+        records = external.zone_records(k8s.index, k8s.options, self.options, zone)
+        if not records:
+            return None
+        return (*records, records[0])
 
 
 def build(config: ExternalConfig, ctx: BuildContext) -> ExternalPlugin:

@@ -12,13 +12,13 @@ import contextlib
 import contextvars
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from kdns import metrics
-from kdns.cluster import answer, search
+from kdns.cluster import answer, search, transfer
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Key
@@ -297,6 +297,10 @@ class KubernetesPlugin(Service, Readiness):
         else:
             cluster = (f"{ns}.svc.{zone}", f"svc.{zone}", zone)
         return (*cluster, *self.autopath_search, "")
+
+    def transfer(self, zone: str) -> Sequence[rr.RR] | None:
+        """Transferer: the records of one of the plugin's zones, from the current snapshot."""
+        return transfer.records(self.index, self.options, zone)
 
     def _falls_through(self, name: str) -> bool:
         ft = self.config.fallthrough

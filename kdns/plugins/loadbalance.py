@@ -28,6 +28,7 @@ from pathlib import Path
 from kdns.corefile import CorefileError, Directive
 from kdns.dns.message import NOERROR, Reply, Request
 from kdns.dns.records import AAAA, CNAME, MX, RR, SRV, A
+from kdns.dns.transfer import TYPES as TRANSFER_TYPES
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service, background
 
@@ -222,8 +223,8 @@ class LoadbalancePlugin(Service):
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         reply = await call_next(request)
-        if reply.rcode != NOERROR:
-            return reply
+        if reply.rcode != NOERROR or request.qtype in TRANSFER_TYPES:
+            return reply  # a zone transfer keeps its order (SOA first and last), as in CoreDNS
         cfg = self.config
         if cfg.policy == "weighted":
             memo.deny()  # every answer draws its first address anew
@@ -243,9 +244,7 @@ class LoadbalancePlugin(Service):
         else:
             replay = memo.get()
             if replay is not None:
-                replay.shuffle = (
-                    True  # replies re-served from bytes rotate the records on every hit
-                )
+                replay.shuffle = True  # bytes re-served rotate the records on each hit
         return replace(
             reply, answer=answer, authority=round_robin(reply.authority), additional=additional
         )

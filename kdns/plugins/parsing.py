@@ -94,6 +94,14 @@ def zones(tokens: tuple[Token, ...] | list[Token], default: tuple[str, ...]) -> 
     return tuple(out)
 
 
+def falls_through(fallthrough: tuple[str, ...] | None, name: str) -> bool:
+    """Whether a `fallthrough [ZONES]` setting (None: not given; (): every zone) passes `name`
+    on to the next plugin."""
+    return fallthrough is not None and (
+        not fallthrough or names.longest_zone(name, fallthrough) is not None
+    )
+
+
 def no_args(d: Directive) -> None:
     if d.args:
         raise d.args[0].error(f"{d.name} takes no arguments, got {d.args[0].text!r}")

@@ -205,12 +205,18 @@ class App:
         return self.instance.dispatchers.get(key) if self.instance else None
 
     async def _serve(
-        self, key: ListenKey, data: bytes, proto: str, client: str, port: int
+        self,
+        key: ListenKey,
+        data: bytes,
+        proto: str,
+        client: str,
+        port: int,
+        more: list[bytes] | None = None,
     ) -> bytes | None:
         dispatcher = self.dispatcher(key)
         if dispatcher is None:
             return None
-        return await dispatcher.serve(data, proto, client, port)
+        return await dispatcher.serve(data, proto, client, port, more)
 
     def _prometheus_blocks(self) -> Iterator[prometheus.EnabledBlock]:
         inst = self.instance

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kdns.dns import names, wire
+from kdns.dns import names, transfer, wire
 from kdns.dns.message import DROP, REFUSED, SERVFAIL, Reply, Request
 from kdns.dns.records import CLASS_IN
 from kdns.plugins import memo
@@ -123,8 +123,12 @@ class Dispatcher:
                 cb()
             return Reply(rcode=SERVFAIL, error=key), zone
 
-    async def serve(self, data: bytes, proto: str, client: str, port: int) -> bytes | None:
-        """Bytes in, bytes out (None: send nothing)."""
+    async def serve(
+        self, data: bytes, proto: str, client: str, port: int, more: list[bytes] | None = None
+    ) -> bytes | None:
+        """Bytes in, bytes out (None: send nothing). Where the transport can send several
+        messages for one query (TCP passes `more`), a zone transfer's records are split over
+        messages: the first is returned, the others appended to `more`."""
         start = time.perf_counter()
         decoded = wire.decode_query(data, proto, client, port)
         if decoded is None:
@@ -149,7 +153,11 @@ class Dispatcher:
             return None  # a plugin chose not to answer (acl drop)
         spans: list[wire.Span] = []
         try:
-            out = wire.encode_spans(decoded, reply, spans)
+            if more is not None and decoded.qtype in transfer.TYPES and reply.answer:
+                out, *rest = transfer.messages(decoded, reply)
+                more.extend(rest)
+            else:
+                out = wire.encode_spans(decoded, reply, spans)
         except (ValueError, OverflowError) as exc:
             log.error("cannot encode a reply: %s", exc)
             reply = Reply(rcode=SERVFAIL)
@@ -159,6 +167,7 @@ class Dispatcher:
             self.fastpath.store(data, out, replay, spans, (decoded, reply, zone, replay.credit))
         if self.observers:
             elapsed = time.perf_counter() - start
+            size = len(out) + sum(len(m) for m in more) if more else len(out)
             for obs in self.observers:
-                obs(decoded, reply, zone, elapsed, len(out))
+                obs(decoded, reply, zone, elapsed, size)
         return out

@@ -20,7 +20,7 @@ ListenKey = tuple[str, int]
 class Listener:
     """A UDP socket and a TCP server on one address and port; `serve` answers what they read."""
 
-    def __init__(self, key: ListenKey, serve: udp.Serve) -> None:
+    def __init__(self, key: ListenKey, serve: tcp.Serve) -> None:
         self.key = key
         self._serve = serve
         self.udp: udp.UdpServer | None = None

@@ -2,7 +2,9 @@
 
 Queries on one connection are answered concurrently (RFC 7766 allows out-of-order replies), up
 to a per-connection limit; a connection idle past the timeout is closed, and connections beyond
-`max_connections` are closed at once so they cannot starve well-behaved clients.
+`max_connections` are closed at once so they cannot starve well-behaved clients. A query may be
+answered with several messages (a zone transfer): `serve` appends those after the first to the
+`more` list it is given, and they are written back to back, before any other reply.
 """
 
 from __future__ import annotations
@@ -11,13 +13,23 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from kdns.transport.udp import client_ip
 
 log = logging.getLogger("kdns.tcp")
 
-Serve = Callable[[bytes, str, str, int], Awaitable[bytes | None]]
+
+class Serve(Protocol):
+    """Bytes of a query in, bytes of the reply out (None: no reply); the messages that follow
+    the reply, if any, appended to `more`."""
+
+    def __call__(
+        self, data: bytes, proto: str, client: str, port: int, /, more: list[bytes] | None = None
+    ) -> Coroutine[Any, Any, bytes | None]: ...
+
+
 IDLE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 1000
 PER_CONNECTION_INFLIGHT = 32
@@ -97,13 +109,15 @@ class TcpListener:
         slots: asyncio.Semaphore,
     ) -> None:
         try:
-            out = await self.serve(data, "tcp", client, port)
+            more: list[bytes] = []
+            out = await self.serve(data, "tcp", client, port, more)
             if out is not None and not writer.is_closing():
                 async with lock:
-                    writer.write(struct.pack("!H", len(out)) + out)
-                    # A client that stops reading must not pin the connection forever.
-                    async with asyncio.timeout(self.idle_timeout):
-                        await writer.drain()
+                    for message in (out, *more):
+                        writer.write(struct.pack("!H", len(message)) + message)
+                        # A client that stops reading must not pin the connection forever.
+                        async with asyncio.timeout(self.idle_timeout):
+                            await writer.drain()
         except TimeoutError:
             writer.close()
         except (ConnectionError, RuntimeError):

@@ -28,9 +28,8 @@ INDEX = json.loads((CORPUS / "index.json").read_text())
 # entry must go.
 PENDING: dict[str, tuple[str, ...]] = {
     "aks-custom-rewrite.Corefile": ("rewrite",),
-    "coredns-blog-custom-dns-file.Corefile": ("rewrite", "file"),
+    "coredns-blog-custom-dns-file.Corefile": ("rewrite",),
     "coredns-blog-custom-dns-rewrite.Corefile": ("rewrite",),
-    "coredns-docs-k8s_external-transfer.Corefile": ("transfer",),
     "kubespray-nodelocaldns-docs-options.Corefile": ("https://",),
     # Its docs' values `cache 0` and `denial 0` are refused by CoreDNS too (cache setup tests).
     "kubespray-coredns-docs-options.Corefile": (

@@ -4,11 +4,14 @@ the live source through the fake API server showing a new external IP at once.""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import dns.flags
+import dns.query
 import dns.rcode
+import dns.rdatatype
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -258,23 +261,37 @@ async def test_fallthrough_passes_unknown_names_on(cluster: Path) -> None:
             assert msg.rcode() == dns.rcode.NOERROR and soa_of(msg) == [SOA]
 
 
-async def test_zone_records_lists_the_zone_soa_first(cluster: Path) -> None:
-    async with fake_upstream() as up, running_kdns(corefile(up.port), cluster) as srv:
+async def test_the_external_zone_is_transferred(cluster: Path) -> None:
+    """AXFR of the external zone through `transfer`, as CoreDNS's k8s_external-transfer
+    Corefile serves it: SOA first and last, the Services' records between."""
+    conf = corefile(0).replace(" forward . 127.0.0.1:0\n", " transfer example.org {\n  to *\n }\n")
+    async with running_kdns(conf, cluster) as srv:
         plugin = _plugin(srv, ExternalPlugin)
-        assert plugin.zone_records("example.com.") is None
-        records = plugin.zone_records("example.org")
-        assert records is not None
-        texts = [(r.name, r.rtype) for r in records]
-        assert texts[0] == ("example.org.", 6)
-        owners = {r.name for r in records}
-        assert {
-            "web.shop.example.org.",
-            "_https._tcp.web.shop.example.org.",
-            "db-0.db.shop.example.org.",
-            "elb.shop.example.org.",
-            "ns1.dns.example.org.",
-        } <= owners
-        assert "internal.shop.example.org." not in owners
+        assert plugin.transfer("example.com.") is None
+        messages = await asyncio.to_thread(  # xfr is a generator: consume it in the thread
+            lambda: list(
+                dns.query.xfr(
+                    "127.0.0.1", "example.org", port=srv.port, lifetime=10, relativize=False
+                )
+            )
+        )
+        records = [
+            (rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype))
+            for m in messages
+            for rrset in m.answer
+            for _ in rrset
+        ]
+    assert records[0] == records[-1] == ("example.org.", "SOA")
+    assert records.count(("example.org.", "SOA")) == 2
+    owners = {name for name, _ in records}
+    assert {
+        "web.shop.example.org.",
+        "_https._tcp.web.shop.example.org.",
+        "db-0.db.shop.example.org.",
+        "elb.shop.example.org.",
+        "ns1.dns.example.org.",
+    } <= owners
+    assert "internal.shop.example.org." not in owners
 
 
 def _plugin(srv: Running, kind: type[Any]) -> Any:

@@ -20,6 +20,7 @@ from kdns import config
 from kdns.corefile import CorefileError
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "setup-tables.yaml"
+ZONES = DATA.parent / "zones"
 ROWS: list[dict[str, Any]] = yaml.safe_load(DATA.read_text())
 
 # Rows kdns does not agree with yet, and why. The table test reports them; it fails on any
@@ -56,6 +57,9 @@ _PLACEHOLDERS = {
     "{server_refused_s.Addr}": "127.0.0.1:5302",
     "{s.Addr}": "127.0.0.1:5303",
     "{largeRegex}": "a" * 10001,
+    "{zoneFileName1}": "db.miek.nl",
+    "{zoneFileName2}": "db.dnssex.nl",
+    "{zoneFileName3}": "db.relative",
 }
 
 # Files the Go tests create in their working directory before parsing.
@@ -66,6 +70,14 @@ _FILES = {
     "null.conf": "",
     "autopath-resolv.conf": (
         "nameserver 1.2.3.4\ndomain foo.com\nsearch bar.com baz.com\noptions ndots:5\n"
+    ),
+    # The zone files of the file plugin's tests.
+    "db.miek.nl": (ZONES / "miek.nl.db").read_text(),
+    "existing.db": (ZONES / "miek.nl.db").read_text(),
+    "db.dnssex.nl": (ZONES / "dnssex.nl.signed").read_text(),
+    "db.relative": (
+        "@ 500 IN SOA ns.example. hostmaster.example. 3 3600 600 86400 300\n"
+        "@ 500 IN NS ns.example.\nfoo 500 IN A 192.0.2.1\n"
     ),
 }
 
@@ -102,7 +114,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_rows_are_unique_and_complete() -> None:
-    assert len(ROWS) == 447
+    assert len(ROWS) == 469
     ids = [row_id(r) for r in ROWS]
     assert len(set(ids)) == len(ids)
     assert set(PENDING) <= set(ids)
