@@ -29,8 +29,11 @@ from kdns.dns.message import (
     FORMERR,
     NOERROR,
     NXDOMAIN,
+    OPT_COOKIE,
     REFUSED,
     SERVFAIL,
+    Edns,
+    EdnsOption,
     Reply,
     Request,
     rcode_name,
@@ -274,6 +277,20 @@ class Proxy:
             await self.dot.close()
 
 
+def _share_key(request: Request) -> tuple[object, ...]:
+    """Queries that may share one upstream exchange: the same question, flags and EDNS record.
+    A client's DNS cookie is left out: it differs per client and the upstream's cookie in
+    the reply is not passed back, so it must not stop identical questions from sharing."""
+    edns = request.edns
+    if edns is not None and edns.has(OPT_COOKIE):
+        edns = Edns(edns.udp_size, edns.version, edns.do, _without_cookie(edns.options))
+    return (request.name, request.qtype, request.qclass, request.cd, request.rd, edns)
+
+
+def _without_cookie(options: tuple[EdnsOption, ...]) -> tuple[EdnsOption, ...]:
+    return tuple(o for o in options if o[0] != OPT_COOKIE)
+
+
 class ForwardPlugin:
     name = "forward"
 
@@ -334,7 +351,7 @@ class ForwardPlugin:
         self._inflight += 1
         try:
             proto = "tcp" if cfg.force_tcp else "udp" if cfg.prefer_udp else request.proto
-            key = (request.name, request.qtype, request.qclass, request.do, request.cd, request.rd)
+            key = _share_key(request)
             task = self._shared.get(key)
             if task is None:
                 task = asyncio.create_task(self._forward(request, proto))
@@ -374,7 +391,7 @@ class ForwardPlugin:
         start = loop.time()
         deadline = start + cfg.timeout
         question = Question(
-            request.qname, request.qtype, request.qclass, request.rd, request.do, request.cd
+            request.qname, request.qtype, request.qclass, request.rd, request.cd, request.edns
         )
         proxies = self._ordered()
         i = skipped = attempts = 0

@@ -21,10 +21,8 @@ import struct
 from dataclasses import dataclass
 
 from kdns.dns import names, wire
-from kdns.dns.message import FLAG_QR
+from kdns.dns.message import FLAG_QR, Edns
 from kdns.dns.wire import Message, WireError
-
-UPSTREAM_EDNS_SIZE = 1232  # DNS flag day 2020: no fragmentation on common paths
 
 
 class ExchangeError(Exception):
@@ -37,8 +35,14 @@ class Question:
     qtype: int
     qclass: int = 1
     rd: bool = True
-    do: bool = False
     cd: bool = False
+    # The client's OPT record, sent on as it came (buffer size, DO bit, options), as CoreDNS's
+    # forward sends the client's message; None: the query goes without EDNS.
+    edns: Edns | None = None
+
+    @property
+    def do(self) -> bool:
+        return self.edns is not None and self.edns.do
 
 
 def new_id() -> int:
@@ -46,15 +50,17 @@ def new_id() -> int:
 
 
 def encode(question: Question, mid: int) -> bytes:
+    edns = question.edns
     return wire.encode_query(
         question.qname,
         question.qtype,
         mid,
         rd=question.rd,
-        edns_size=UPSTREAM_EDNS_SIZE,
+        edns_size=None if edns is None else edns.udp_size,
         do=question.do,
         cd=question.cd,
         qclass=question.qclass,
+        options=() if edns is None else edns.options,
     )
 
 
