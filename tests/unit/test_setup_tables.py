@@ -35,19 +35,6 @@ _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
     "zonal names (pin/prefer._zone) not implemented yet": (
         "kubernetes: TestKubernetesParseZonal (line 839)",
     ),
-    "DNS over HTTPS upstreams (https://) not implemented yet": (
-        "forward: TestSetup (line 50)",
-        "forward: TestSetupDOHHealthcheckTLSConfig (line 933)",
-    ),
-    "max_idle_conns: upstream connections are not pooled yet": (
-        "forward: TestSetupMaxIdleConns (line 457)",
-        "forward: TestSetupMaxIdleConns (line 458)",
-    ),
-    "max_age: upstream connections are not pooled yet": (
-        "forward: TestSetupMaxAge (line 796)",
-        "forward: TestSetupMaxAge (line 801)",
-        "forward: TestSetupMaxAge (line 806)",
-    ),
     "serve_stale refresh arguments (stale TTL, verify timeout, recheck) not implemented yet": (
         "cache: TestServeStale (line 135)",
         "cache: TestServeStale (line 136)",
