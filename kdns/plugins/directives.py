@@ -32,6 +32,7 @@ from kdns.plugins import (
     ready,
     reload,
     template,
+    tls,
     whoami,
 )
 from kdns.plugins import any as any_class
@@ -39,6 +40,7 @@ from kdns.plugins.base import PluginSpec
 
 # Chain order for query plugins follows this sequence.
 SPECS: tuple[PluginSpec, ...] = (
+    tls.SPEC,
     reload.SPEC,
     nsid.SPEC,
     bufsize.SPEC,
