@@ -16,6 +16,7 @@ import itertools
 import logging
 import random
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,7 +205,7 @@ class ForwardPlugin:
 
     def __init__(self, config: ForwardConfig, ctx: BuildContext) -> None:
         self.config = config
-        reg = ctx.registry
+        reg = self._registry = ctx.registry
         self._duration: Histogram = metrics.histogram(
             reg,
             "coredns_proxy_request_duration_seconds",
@@ -237,12 +238,33 @@ class ForwardPlugin:
             except (OSError, ssl.SSLError) as exc:
                 ctx.fatal(f"forward: cannot load tls files {' '.join(config.tls or ())}: {exc}")
         self.proxies = [
-            Proxy(a, config, hc_failures.labels("forward", a.label), tls) for a in config.upstreams
+            Proxy(a, config, hc_failures.labels("forward", a.label), tls, self._conn_cache(a))
+            for a in config.upstreams
         ]
         self._rr = itertools.count()
         self._inflight = 0
         self._shared: dict[tuple[object, ...], asyncio.Task[Reply]] = {}
         self._timers: dict[tuple[str, str], object] = {}
+
+    def _conn_cache(self, addr: UpstreamAddr) -> Callable[[str, bool], None]:
+        reg = self._registry
+        hits = metrics.counter(
+            reg,
+            "coredns_proxy_conn_cache_hits_total",
+            "Counter of connection cache hits per upstream and protocol.",
+            ("proxy_name", "to", "proto"),
+        )
+        misses = metrics.counter(
+            reg,
+            "coredns_proxy_conn_cache_misses_total",
+            "Counter of connection cache misses per upstream and protocol.",
+            ("proxy_name", "to", "proto"),
+        )
+
+        def count(proto: str, hit: bool) -> None:
+            (hits if hit else misses).labels("forward", addr.label, proto).inc()
+
+        return count
 
     def wanted(self, name: str) -> bool:
         if names.longest_zone(name, self.config.zones) is None:

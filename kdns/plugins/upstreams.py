@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,16 +177,26 @@ class Proxy:
         config: ForwardConfig,
         failures: object,
         tls: ssl.SSLContext | None = None,
+        conn_cache: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.addr = addr
         self.config = config
         self.fails = 0
+        # Connection reuse per protocol (coredns_proxy_conn_cache_hits/misses_total).
+        self._conn_cache = conn_cache or (lambda proto, hit: None)
         # tls:// and https:// upstreams keep connections open across queries.
         self.pooled: dot.TlsUpstream | doh.HttpsUpstream | None = None
         name = addr.server_name or config.tls_servername or addr.host
         if addr.tls:
             self.pooled = dot.TlsUpstream(
-                addr.host, addr.port, tls or dot.context(), name, config.expire, config.max_age
+                addr.host,
+                addr.port,
+                tls or dot.context(),
+                name,
+                config.expire,
+                config.max_age,
+                config.source_address,
+                functools.partial(self._conn_cache, "tcp-tls"),
             )
         elif addr.https:
             self.pooled = doh.HttpsUpstream(
@@ -196,6 +208,7 @@ class Proxy:
                 max_idle=config.max_idle_conns,
                 max_age=config.max_age,
                 source=config.source_address,
+                on_connection=functools.partial(self._conn_cache, "https"),
             )
         self._probe: asyncio.Task[None] | None = None
         self._failures = failures
@@ -213,6 +226,7 @@ class Proxy:
         UDP/TCP."""
         if self.pooled is not None:
             return await self.pooled.exchange(question, timeout)
+        self._conn_cache(proto, False)  # plain UDP and TCP open a socket per query
         return await client.exchange(
             self.addr.host,
             self.addr.port,

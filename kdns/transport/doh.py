@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import weakref
+from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
@@ -45,10 +46,12 @@ class Pool(aiohttp.TCPConnector):
         max_idle: int = 0,
         max_age: float = 0.0,
         local_addr: tuple[str, int] | None = None,
+        on_connection: Callable[[bool], None] | None = None,
     ) -> None:
         kw: dict[str, Any] = {"force_close": True} if expire <= 0 else {"keepalive_timeout": expire}
         super().__init__(ssl=tls, local_addr=local_addr, **kw)
         self.max_idle, self.max_age = max_idle, max_age
+        self.on_connection = on_connection  # told, per query, whether a connection was reused
         self.opened = 0  # connections made, for tests and metrics
         self.reused = 0  # queries sent on a pooled connection
         self._born: weakref.WeakKeyDictionary[ResponseHandler, float] = weakref.WeakKeyDictionary()
@@ -64,14 +67,18 @@ class Pool(aiohttp.TCPConnector):
             if proto is None:
                 return conn
             now = monotonic()
-            if proto not in self._born:
+            reused = proto in self._born
+            if reused and self._too_old(proto, now):
+                conn.close()  # pooled past max_age: close it and take the next (or a new one)
+                continue
+            if reused:
+                self.reused += 1
+            else:
                 self._born[proto] = now
                 self.opened += 1
-                return conn
-            if not self._too_old(proto, now):
-                self.reused += 1
-                return conn
-            conn.close()  # pooled past max_age: close it and take the next (or a new one)
+            if self.on_connection is not None:
+                self.on_connection(reused)
+            return conn
 
     def _release(
         self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False
@@ -99,6 +106,7 @@ class HttpsUpstream:
         max_idle: int = 0,
         max_age: float = 0.0,
         source: str | None = None,
+        on_connection: Callable[[bool], None] | None = None,
     ) -> None:
         self.host, self.port, self.server_name = host, port, server_name
         self.url = f"https://{bracket(host)}:{port}{PATH}"
@@ -111,6 +119,7 @@ class HttpsUpstream:
             "max_idle": max_idle,
             "max_age": max_age,
             "local_addr": None if source is None else (source, 0),
+            "on_connection": on_connection,
         }
         self._tls = tls
         self.pool: Pool | None = None

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ssl
 import struct
+from collections.abc import Callable
 
 from kdns.dns.wire import Message
 from kdns.hostport import show
@@ -61,8 +62,12 @@ class TlsUpstream:
         server_name: str,
         expire: float,
         max_age: float = 0.0,
+        source: str | None = None,
+        on_connection: Callable[[bool], None] | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self.source = source
+        self.on_connection = on_connection  # told, per query, whether a connection was reused
         self.ctx, self.server_name, self.expire = ctx, server_name, expire
         self.max_age = max_age  # forward's max_age: no new query on a connection this old
         self.opened = 0  # connections made, for tests and metrics
@@ -84,6 +89,8 @@ class TlsUpstream:
         async with self._connecting:
             old = self._conn
             if old is not None and self._usable(old, loop.time()):
+                if self.on_connection is not None:
+                    self.on_connection(True)
                 return old
             self._conn = None
             if old is not None:
@@ -95,13 +102,19 @@ class TlsUpstream:
                     await old.close()
             try:
                 reader, writer = await asyncio.open_connection(
-                    self.host, self.port, ssl=self.ctx, server_hostname=self.server_name
+                    self.host,
+                    self.port,
+                    ssl=self.ctx,
+                    server_hostname=self.server_name,
+                    local_addr=None if self.source is None else (self.source, 0),
                 )
             except ssl.SSLError as exc:
                 raise ExchangeError(f"tls: {self.server_name}: {exc.reason or exc}") from exc
             except OSError as exc:
                 raise ExchangeError(f"tls: {exc}") from exc
             self.opened += 1
+            if self.on_connection is not None:
+                self.on_connection(False)
             conn = _Conn(writer, loop.time())
             conn.reader = asyncio.create_task(self._read(conn, reader), name="dot reader")
             self._conn = conn

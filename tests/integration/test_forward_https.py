@@ -35,6 +35,10 @@ async def test_answers_over_one_reused_connection_with_post(tmp_path: Path) -> N
                 msg = await ask(srv.port, f"n{i}.example.test.", "A", tcp=i % 2 == 1)
                 assert msg.rcode() == dns.rcode.NOERROR
                 assert [r[2] for r in rrs(msg)] == ["192.0.2.53"]
+            labels = {"proxy_name": "forward", "to": f"127.0.0.1:{up.port}", "proto": "https"}
+            get = srv.registry.get_sample_value
+            assert get("coredns_proxy_conn_cache_misses_total", labels) == 1
+            assert get("coredns_proxy_conn_cache_hits_total", labels) == 4
         assert up.connections == 1  # one TLS connection carried all five queries
         assert {r[:2] for r in up.requests} == {("POST", MIME)}
         assert {r[2].split(":")[0] for r in up.requests} == {"dns.example.test"}
