@@ -113,7 +113,7 @@ class HttpsUpstream:
         self.headers = {"Content-Type": MIME, "Accept": MIME}
         if server_name != host:
             # Some providers refuse a query whose Host (HTTP/2 :authority) is an IP address.
-            self.headers["Host"] = server_name
+            self.headers["Host"] = server_name if port == 443 else f"{server_name}:{port}"
         self._pool_args: dict[str, Any] = {
             "expire": expire,
             "max_idle": max_idle,

@@ -41,7 +41,7 @@ async def test_answers_over_one_reused_connection_with_post(tmp_path: Path) -> N
             assert get("coredns_proxy_conn_cache_hits_total", labels) == 4
         assert up.connections == 1  # one TLS connection carried all five queries
         assert {r[:2] for r in up.requests} == {("POST", MIME)}
-        assert {r[2].split(":")[0] for r in up.requests} == {"dns.example.test"}
+        assert {r[2] for r in up.requests} == {f"dns.example.test:{up.port}"}
         assert all(q.id == 0 for q in up.queries)  # RFC 8484 section 4.1
 
 
