@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import dns.asyncquery
+import dns.exception
 import dns.message
 import dns.rcode
 import pytest
@@ -152,3 +153,57 @@ def test_bad_tls_setups_are_refused_with_their_line(
     path.write_text(block)
     assert cli.main(["check", "--conf", str(path)]) == 1
     assert message in capsys.readouterr().err
+
+
+async def test_client_auth_require_and_verify_needs_a_client_certificate(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    leaf = ca.issue_cert(NAME)
+    (tmp_path / "cert.pem").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = " tls cert.pem key.pem ca.pem {\n  client_auth require_and_verify\n }\n"
+    text = f"tls://.:PORT {{\n bind 127.0.0.1\n{tls}{HOSTS}}}\n"
+    async with running_kdns(text, tmp_path) as srv:
+        anonymous = ssl.create_default_context()
+        ca.configure_trust(anonymous)
+        with pytest.raises((ssl.SSLError, ConnectionError, EOFError, dns.exception.Timeout)):
+            await dns.asyncquery.tls(
+                make_query("www.example.test."),
+                "127.0.0.1",
+                port=srv.port,
+                timeout=3,
+                ssl_context=anonymous,
+                server_hostname=NAME,
+            )
+        known = ssl.create_default_context()
+        ca.configure_trust(known)
+        ca.issue_cert("client.example.test").configure_cert(known)
+        msg = await dns.asyncquery.tls(
+            make_query("www.example.test."),
+            "127.0.0.1",
+            port=srv.port,
+            timeout=3,
+            ssl_context=known,
+            server_hostname=NAME,
+        )
+        assert [r[2] for r in rrs(msg)] == ["192.0.2.1"]
+
+
+async def test_a_reload_after_the_certificate_changed_serves_the_new_one(tmp_path: Path) -> None:
+    old_trust = certificate(tmp_path)
+    text = f"https://.:PORT {{\n bind 127.0.0.1\n tls cert.pem key.pem\n{HOSTS}}}\n"
+    async with running_kdns(text, tmp_path) as srv:
+        url = f"https://127.0.0.1:{srv.port}/dns-query"
+        key = ("127.0.0.1", srv.port)
+        before = srv.app.listeners[key]
+        new_trust = certificate(tmp_path)  # a renewed certificate from another CA
+        await srv.app.activate(from_text(srv.corefile.read_text(), str(srv.corefile)))
+        assert srv.app.listeners[key] is not before
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=new_trust)) as http,
+            http.post(url, data=wire("www.example.test.")) as resp,
+        ):
+            assert resp.status == 200
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=old_trust)) as http:
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await http.post(url, data=wire("www.example.test."))
