@@ -19,6 +19,7 @@ import trustme
 from kdns import cli
 from kdns.config import from_text
 from tests.support.client import make_query, rrs
+from tests.support.dig import DIG, dig
 from tests.support.server import running_kdns
 
 MIME = "application/dns-message"
@@ -27,8 +28,10 @@ HOSTS = " hosts {\n  192.0.2.1 www.example.test\n }\n"
 
 
 def certificate(directory: Path) -> ssl.SSLContext:
-    """cert.pem and key.pem for NAME and 127.0.0.1; the client context that trusts them."""
+    """cert.pem and key.pem for NAME and 127.0.0.1, the CA in ca.pem; the client context that
+    trusts them."""
     ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
     leaf = ca.issue_cert(NAME, "127.0.0.1")
     (directory / "cert.pem").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
     leaf.private_key_pem.write_to_path(str(directory / "key.pem"))
@@ -135,6 +138,16 @@ async def test_dot_server_answers_dnspython_over_verified_tls(tmp_path: Path) ->
             server_hostname=NAME,
         )
         assert [r[2] for r in rrs(msg)] == ["192.0.2.2"]
+
+
+@pytest.mark.skipif(DIG is None, reason="dig is installed by `make test`")
+async def test_dot_server_answers_dig(tmp_path: Path) -> None:
+    certificate(tmp_path)
+    text = f"tls://.:PORT {{\n bind 127.0.0.1\n tls cert.pem key.pem\n{HOSTS}}}\n"
+    async with running_kdns(text, tmp_path) as srv:
+        ca, name = f"+tls-ca={tmp_path / 'ca.pem'}", f"+tls-hostname={NAME}"
+        out = await dig(srv.port, "+tls", ca, name, "+short", "www.example.test", "A")
+        assert out.split() == ["192.0.2.1"]
 
 
 @pytest.mark.parametrize(
