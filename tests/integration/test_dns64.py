@@ -3,9 +3,7 @@ fake upstream that has A records but no AAAA for some names."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import shutil
 import socket
 from pathlib import Path
 
@@ -18,11 +16,10 @@ from prometheus_client import CollectorRegistry
 from kdns import metrics
 from kdns.corefile import CorefileError
 from tests.support.client import ask, rrs
+from tests.support.dig import DIG, dig
 from tests.support.plugins import parse_directive
 from tests.support.server import running_kdns
 from tests.support.upstream import FakeUpstream, fake_upstream
-
-DIG = shutil.which("dig")
 
 
 def _has_ipv6() -> bool:
@@ -147,23 +144,8 @@ async def test_dig_sees_the_synthesized_answer(tmp_path: Path) -> None:
     async with fake_upstream() as up:
         _records(up)
         async with running_kdns(_corefile(up, "dns64 64:1337::/96"), tmp_path) as srv:
-            proc = await asyncio.create_subprocess_exec(
-                DIG,
-                "@::1",
-                "-p",
-                str(srv.port),
-                "+time=2",
-                "+tries=1",
-                "+short",
-                "v4only.example.",
-                "AAAA",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            async with asyncio.timeout(10):
-                out, err = await proc.communicate()
-            assert proc.returncode == 0, err
-            assert sorted(out.decode().split()) == ["64:1337::c000:22a", "64:1337::c000:22b"]
+            out = await dig(srv.port, "+short", "v4only.example.", "AAAA", host="::1")
+            assert sorted(out.split()) == ["64:1337::c000:22a", "64:1337::c000:22b"]
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ import shutil
 DIG = shutil.which("dig")
 
 
-async def dig(port: int, *args: str) -> str:
+async def dig(port: int, *args: str, host: str = "127.0.0.1") -> str:
     """dig's output; run without blocking the loop that serves it."""
     assert DIG is not None
     proc = await asyncio.create_subprocess_exec(
         DIG,
-        "@127.0.0.1",
+        f"@{host}",
         "-p",
         str(port),
         "+time=2",
