@@ -7,8 +7,8 @@ message ID comes from `secrets`. A reply is accepted only if its ID, its QR bit 
 keeps waiting until its deadline, so a forged reply can neither be accepted nor cut the real one
 short. TCP uses 2-byte length framing and the same checks.
 
-Each exchange opens its own connection: connections are not reused (the `expire` option of
-`forward` therefore bounds nothing yet).
+Each exchange opens its own connection: UDP and TCP connections are not reused (forward's
+`expire`, `max_idle_conns` and `max_age` bound the pooled connections of dot.py and doh.py).
 """
 
 from __future__ import annotations
