@@ -47,8 +47,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     for block in config.blocks:
         names = ", ".join(e.name for e in block.entries)
+        over = "" if block.scheme == "dns" else f" ({block.scheme}://)"
         print(
-            f"{block.file}:{block.line}: zones {' '.join(block.zones)} port {block.port}: {names}"
+            f"{block.file}:{block.line}: zones {' '.join(block.zones)} port {block.port}{over}: "
+            f"{names}"
         )
     errors, warnings = _check_snapshots(config)
     if errors:

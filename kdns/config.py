@@ -24,6 +24,8 @@ log = logging.getLogger("kdns.config")
 UNSERVED_SCHEMES = frozenset({"unix"})
 
 DEFAULT_PORT = 53
+# Server block transports: plain DNS (UDP and TCP), DNS over TLS, DNS over HTTPS.
+SCHEME_PORTS = {"dns": DEFAULT_PORT, "tls": 853, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class BlockConfig:
     entries: tuple[DirectiveConfig, ...]  # in chain order
     file: str
     line: int
+    scheme: str = "dns"  # dns, tls (DNS over TLS) or https (DNS over HTTPS)
 
     @property
     def info(self) -> BlockInfo:
@@ -73,15 +76,18 @@ class Config:
 
 
 def parse_key(tok: Token, default_port: int) -> Address:
-    """`[dns://]ZONE[:PORT]` -> Address; `:53` means the root zone."""
+    """`[dns://|tls://|https://]ZONE[:PORT]` -> Address; `:53` means the root zone."""
     text = tok.text
     scheme = "dns"
     if "://" in text:
         scheme, text = text.split("://", 1)
-        if scheme not in ("dns", *UNSERVED_SCHEMES):
+        if scheme not in SCHEME_PORTS and scheme not in UNSERVED_SCHEMES:
             raise tok.error(
-                f"transport {scheme}:// is not supported yet (kdns serves plain DNS: dns://)"
+                f"transport {scheme}:// is not supported yet (kdns serves dns://, tls:// and "
+                "https://)"
             )
+        if scheme != "dns":
+            default_port = SCHEME_PORTS.get(scheme, default_port)
     port = default_port
     host = text
     if text.startswith("["):
@@ -103,7 +109,7 @@ def build_blocks(
     serves a.com on 53 and b.com on 1053, as CoreDNS does), each with its own plugins, and
     every bad key and directive, not only the first."""
     errors: list[CorefileError] = []
-    by_port: dict[int, list[str]] = {}
+    by_port: dict[tuple[str, int], list[str]] = {}
     for k in block.keys:
         try:
             a = parse_key(k, default_port)
@@ -119,11 +125,11 @@ def build_blocks(
                 a.scheme,
             )
             continue
-        zones = by_port.setdefault(a.port, [])
+        zones = by_port.setdefault((a.scheme, a.port), [])
         zones.extend(z for z in a.zones if z not in zones)
     configs: list[BlockConfig] = []
     # Directives are still checked when every key is bad: against the root zone.
-    for port, zones in by_port.items() or [(default_port, [])]:
+    for (scheme, port), zones in by_port.items() or [(("dns", default_port), [])]:
         info = BlockInfo(tuple(zones) or (".",), port, block.file, block.line)
         entries: list[DirectiveConfig] = []
         seen: dict[str, Directive] = {}
@@ -135,8 +141,19 @@ def build_blocks(
                 # checked. Each port parses the same lines: a problem is reported once.
                 _extend(errors, exc)
         entries.sort(key=lambda e: directives.position(e.name))
+        if scheme == "tls" and not any(e.name == "tls" for e in entries):
+            errors.append(
+                CorefileError(
+                    block.file,
+                    block.line,
+                    f"tls://{zones[0] if zones else '.'}:{port} serves DNS over TLS and needs a "
+                    "certificate: add tls CERT KEY [CA] to the block",
+                )
+            )
         if zones:  # only the zones of keys that parsed take part in the overlap check
-            configs.append(BlockConfig(tuple(zones), port, tuple(entries), block.file, block.line))
+            configs.append(
+                BlockConfig(tuple(zones), port, tuple(entries), block.file, block.line, scheme)
+            )
     return configs, errors
 
 
@@ -179,7 +196,18 @@ def from_text(text: str, path: str = "Corefile") -> Config:
         blocks.extend(built)
         errors.extend(problems)
     seen: dict[tuple[str, int], BlockConfig] = {}
+    transports: dict[int, BlockConfig] = {}
     for b in blocks:
+        other = transports.setdefault(b.port, b)
+        if other.scheme != b.scheme:
+            errors.append(
+                CorefileError(
+                    b.file,
+                    b.line,
+                    f"port {b.port} serves {other.scheme}:// in the block at {other.file}:"
+                    f"{other.line}; one port cannot also serve {b.scheme}://",
+                )
+            )
         for z in b.zones:
             if (z, b.port) in seen:
                 other = seen[(z, b.port)]

@@ -62,6 +62,7 @@ TCP_MAX_SIZE = 65535
 # EDNS0 option codes (IANA "DNS EDNS0 Option Codes").
 OPT_NSID = 3
 OPT_EDE = 15
+OPT_COOKIE = 10  # RFC 7873
 
 EdnsOption = tuple[int, bytes]  # (code, data)
 

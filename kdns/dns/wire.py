@@ -477,12 +477,16 @@ def encode_query(
     do: bool = False,
     cd: bool = False,
     qclass: int = 1,
+    options: tuple[EdnsOption, ...] = (),
 ) -> bytes:
-    """A query message, for the forwarder, health checks and tools."""
+    """A query message, for the forwarder, health checks and tools (no OPT record when
+    `edns_size` is None)."""
     flags = (FLAG_RD if rd else 0) | (FLAG_CD if cd else 0)
-    out = bytearray(_HEADER.pack(mid, flags, 1, 0, 0, 1 if edns_size else 0))
+    with_opt = edns_size is not None
+    out = bytearray(_HEADER.pack(mid, flags, 1, 0, 0, 1 if with_opt else 0))
     out += names.to_wire(qname)
     out += _Q_FIXED.pack(qtype, qclass)
-    if edns_size:
-        out += b"\x00" + _RR_FIXED.pack(OPT, edns_size, EDNS_DO if do else 0, 0)
+    if with_opt:
+        rdata = b"".join(struct.pack("!HH", c, len(d)) + d for c, d in options)
+        out += b"\x00" + _RR_FIXED.pack(OPT, edns_size, EDNS_DO if do else 0, len(rdata)) + rdata
     return bytes(out)

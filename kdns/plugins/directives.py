@@ -34,6 +34,7 @@ from kdns.plugins import (
     ready,
     reload,
     template,
+    tls,
     transfer,
     whoami,
 )
@@ -42,6 +43,7 @@ from kdns.plugins.base import PluginSpec
 
 # Chain order for query plugins follows this sequence.
 SPECS: tuple[PluginSpec, ...] = (
+    tls.SPEC,
     reload.SPEC,
     nsid.SPEC,
     bufsize.SPEC,

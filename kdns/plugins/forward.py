@@ -17,7 +17,7 @@ import itertools
 import logging
 import random
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,25 +30,24 @@ from kdns.dns.message import (
     FORMERR,
     NOERROR,
     NXDOMAIN,
+    OPT_COOKIE,
     REFUSED,
     SERVFAIL,
+    Edns,
+    EdnsOption,
     Reply,
     Request,
     rcode_name,
 )
-from kdns.dns.records import NS
-from kdns.dns.wire import Message
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec, Service, TaskSet
-from kdns.plugins.upstreams import UpstreamAddr, parse_upstream
-from kdns.transport import client, dot
+from kdns.plugins.upstreams import EXPIRE, ForwardConfig, Proxy, UpstreamAddr, parse_upstream
+from kdns.transport import dot
 from kdns.transport.client import ExchangeError, Question
 
 log = logging.getLogger("kdns.forward")
 
 MAX_UPSTREAMS = 15
-READ_TIMEOUT = 2.0
-TIMEOUT = 5.0
 PROPERTIES = (
     "except",
     "force_tcp",
@@ -66,35 +65,11 @@ PROPERTIES = (
     "source_address",
     "tls",
     "tls_servername",
+    "max_idle_conns",
+    "max_age",
 )
-NOT_SUPPORTED = ("max_idle_conns",)
 _RCODES = {"NOERROR": NOERROR, "SERVFAIL": SERVFAIL, "NXDOMAIN": NXDOMAIN, "REFUSED": REFUSED}
 _RCODES["FORMERR"] = FORMERR
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardConfig:
-    zones: tuple[str, ...]
-    upstreams: tuple[UpstreamAddr, ...]
-    ignored: tuple[str, ...] = ()
-    policy: str = "random"
-    health_check: float = 0.5
-    health_rd: bool = True
-    health_domain: str = "."
-    max_fails: int = 2
-    max_concurrent: int = 0
-    max_connect_attempts: int = 0
-    force_tcp: bool = False
-    prefer_udp: bool = False
-    expire: float = 10.0
-    failfast: bool = False
-    failover: frozenset[int] = frozenset()
-    next_rcodes: frozenset[int] = frozenset()
-    read_timeout: float = READ_TIMEOUT  # how long one upstream gets to answer one try
-    source_address: str | None = None  # local address the upstream sockets bind to
-    tls: tuple[str, ...] | None = None  # `tls [CA] | [CERT KEY [CA]]` files; None: not given
-    tls_servername: str | None = None
-    timeout: float = TIMEOUT  # not a Corefile option; tests shorten it
 
 
 def _rcodes(sub: Directive) -> frozenset[int]:
@@ -135,6 +110,12 @@ def parse(d: Directive, block: BlockInfo) -> ForwardConfig:
         elif name == "expire":
             parsing.arg_count(sub, 1, 1, "expire DURATION")
             opts["expire"] = parsing.duration(args[0])
+        elif name == "max_idle_conns":
+            parsing.arg_count(sub, 1, 1, "max_idle_conns INTEGER")
+            opts["max_idle_conns"] = parsing.integer(args[0], 0, 1 << 31, name)
+        elif name == "max_age":
+            parsing.arg_count(sub, 1, 1, "max_age DURATION")
+            opts["max_age"] = parsing.duration(args[0])
         elif name == "max_fails":
             parsing.arg_count(sub, 1, 1, "max_fails INTEGER")
             opts["max_fails"] = parsing.integer(args[0], 0, 1 << 31, "max_fails")
@@ -174,15 +155,17 @@ def parse(d: Directive, block: BlockInfo) -> ForwardConfig:
             opts["source_address"] = parsing.ip_address(args[0])
         elif name == "next":
             opts["next_rcodes"] = _rcodes(sub)
-        elif name in NOT_SUPPORTED:
-            raise sub.error(f'forward option "{name}" is not supported')
         else:
             raise parsing.unknown_property("forward", sub, PROPERTIES)
+    max_age, expire = opts.get("max_age", 0.0), opts.get("expire", EXPIRE)
+    assert isinstance(max_age, float) and isinstance(expire, float)
+    if max_age and max_age < expire:
+        raise d.error(f"max_age ({max_age:g}s) must not be shorter than expire ({expire:g}s)")
     for u in upstreams:
         if u.server_name and opts.get("tls_servername") not in (None, u.server_name):
             raise d.error(
                 f"both forward ({opts['tls_servername']!r}) and proxy level ({u.server_name!r}) "
-                f"TLS servernames are set for upstream proxy 'tls://{u.label}'"
+                f"TLS servernames are set for upstream proxy '{u.scheme}://{u.label}'"
             )
     return ForwardConfig(zones, tuple(upstreams), **opts)  # type: ignore[arg-type]
 
@@ -204,74 +187,18 @@ def _health_check(sub: Directive, opts: dict[str, object]) -> None:
             raise tok.error(f"expected no_rec or domain FQDN, got {tok.text!r}")
 
 
-class Proxy:
-    """One upstream: its failure count and the health check that clears it."""
+def _share_key(request: Request) -> tuple[object, ...]:
+    """Queries that may share one upstream exchange: the same question, flags and EDNS record.
+    A client's DNS cookie is left out: it differs per client and the upstream's cookie in
+    the reply is not passed back, so it must not stop identical questions from sharing."""
+    edns = request.edns
+    if edns is not None and edns.has(OPT_COOKIE):
+        edns = Edns(edns.udp_size, edns.version, edns.do, _without_cookie(edns.options))
+    return (request.name, request.qtype, request.qclass, request.cd, request.rd, edns)
 
-    def __init__(
-        self,
-        addr: UpstreamAddr,
-        config: ForwardConfig,
-        failures: object,
-        tls: ssl.SSLContext | None = None,
-        tasks: TaskSet | None = None,
-    ) -> None:
-        self.addr = addr
-        self.config = config
-        self.fails = 0
-        self.dot: dot.TlsUpstream | None = None
-        if addr.tls:
-            name = addr.server_name or config.tls_servername or addr.host
-            self.dot = dot.TlsUpstream(
-                addr.host, addr.port, tls or dot.context(), name, config.expire
-            )
-        self._probe: asyncio.Task[None] | None = None
-        self._tasks = tasks if tasks is not None else TaskSet()  # the plugin's: it closes them
-        self._failures = failures
 
-    def down(self) -> bool:
-        return self.config.max_fails != 0 and self.fails >= self.config.max_fails
-
-    def check(self) -> None:
-        """Start health-checking (once): probe until the upstream answers."""
-        if self._probe is None or self._probe.done():
-            self._probe = self._tasks.start(self._run_probe(), f"healthcheck {self.addr}")
-
-    async def ask(self, question: Question, timeout: float, proto: str) -> Message:
-        """One exchange with this upstream: over its TLS connection, or plain UDP/TCP."""
-        if self.dot is not None:
-            return await self.dot.exchange(question, timeout)
-        return await client.exchange(
-            self.addr.host,
-            self.addr.port,
-            question,
-            timeout,
-            proto=proto,
-            source=self.config.source_address,
-        )
-
-    async def probe_once(self) -> bool:
-        cfg = self.config
-        question = Question(cfg.health_domain, NS, rd=cfg.health_rd)
-        proto = "tcp" if cfg.force_tcp else "udp"
-        try:
-            await self.ask(question, cfg.read_timeout, proto)
-        except ExchangeError:
-            self.fails += 1
-            self._failures.inc()  # type: ignore[attr-defined]
-            return False
-        self.fails = 0  # any reply, even SERVFAIL, means the upstream is there
-        return True
-
-    async def _run_probe(self) -> None:
-        while True:
-            if await self.probe_once():
-                return
-            await asyncio.sleep(self.config.health_check)
-
-    async def close(self) -> None:
-        """Close the TLS connection; the health probe is the forward plugin's to end."""
-        if self.dot is not None:
-            await self.dot.close()
+def _without_cookie(options: tuple[EdnsOption, ...]) -> tuple[EdnsOption, ...]:
+    return tuple(o for o in options if o[0] != OPT_COOKIE)
 
 
 class ForwardPlugin(Service):
@@ -279,7 +206,7 @@ class ForwardPlugin(Service):
 
     def __init__(self, config: ForwardConfig, ctx: BuildContext) -> None:
         self.config = config
-        reg = ctx.registry
+        reg = self._registry = ctx.registry
         self._duration: Histogram = metrics.histogram(
             reg,
             "coredns_proxy_request_duration_seconds",
@@ -303,9 +230,10 @@ class ForwardPlugin(Service):
             "Counter of the number of queries rejected because the concurrent queries were at "
             "maximum.",
         )
-        # One TLS context for the block's tls:// upstreams; a bad certificate file stops start-up.
+        # One TLS context for the block's tls:// and https:// upstreams; a bad certificate file
+        # stops start-up.
         tls = None
-        if any(a.tls for a in config.upstreams):
+        if any(a.tls or a.https for a in config.upstreams):
             try:
                 tls = dot.context(config.tls or ())
             except (OSError, ssl.SSLError) as exc:
@@ -313,13 +241,40 @@ class ForwardPlugin(Service):
         # Health probes and exchanges in flight, ended when the running part is left.
         self._tasks = TaskSet()
         self.proxies = [
-            Proxy(a, config, hc_failures.labels("forward", a.label), tls, self._tasks)
+            Proxy(
+                a,
+                config,
+                hc_failures.labels("forward", a.label),
+                tls,
+                self._conn_cache(a),
+                self._tasks,
+            )
             for a in config.upstreams
         ]
         self._rr = itertools.count()
         self._inflight = 0
         self._shared: dict[tuple[object, ...], asyncio.Task[Reply]] = {}
         self._timers: dict[tuple[str, str], object] = {}
+
+    def _conn_cache(self, addr: UpstreamAddr) -> Callable[[str, bool], None]:
+        reg = self._registry
+        hits = metrics.counter(
+            reg,
+            "coredns_proxy_conn_cache_hits_total",
+            "Counter of connection cache hits per upstream and protocol.",
+            ("proxy_name", "to", "proto"),
+        )
+        misses = metrics.counter(
+            reg,
+            "coredns_proxy_conn_cache_misses_total",
+            "Counter of connection cache misses per upstream and protocol.",
+            ("proxy_name", "to", "proto"),
+        )
+
+        def count(proto: str, hit: bool) -> None:
+            (hits if hit else misses).labels("forward", addr.label, proto).inc()
+
+        return count
 
     def wanted(self, name: str) -> bool:
         if names.longest_zone(name, self.config.zones) is None:
@@ -337,7 +292,7 @@ class ForwardPlugin(Service):
         self._inflight += 1
         try:
             proto = "tcp" if cfg.force_tcp else "udp" if cfg.prefer_udp else request.proto
-            key = (request.name, request.qtype, request.qclass, request.do, request.cd, request.rd)
+            key = _share_key(request)
             task = self._shared.get(key)
             if task is None:
                 task = self._tasks.start(self._forward(request, proto), f"forward {key[0]}")
@@ -377,7 +332,7 @@ class ForwardPlugin(Service):
         start = loop.time()
         deadline = start + cfg.timeout
         question = Question(
-            request.qname, request.qtype, request.qclass, request.rd, request.do, request.cd
+            request.qname, request.qtype, request.qclass, request.rd, request.cd, request.edns
         )
         proxies = self._ordered()
         i = skipped = attempts = 0

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,17 +24,41 @@ from kdns.dns.message import Reply, Request
 from kdns.hostport import HostPort, show
 from kdns.plugins import bind, directives, health, prometheus, ready, reload
 from kdns.plugins.base import BuildContext, Plugin, Readiness, Service
+from kdns.plugins.tls import TlsConfig
 from kdns.server import chain, recorder
 from kdns.server.dispatch import Dispatcher, Observers, Route
 from kdns.server.recorder import QueryRecorder
 from kdns.transport.http import HttpEndpoints, HttpHandler
-from kdns.transport.listener import Listener, ListenKey
+from kdns.transport.listener import AnyListener, ListenKey
+from kdns.transport.listener import make as make_listener
 
 log = logging.getLogger("kdns")
 
 
-def server_label(addr: str, port: int) -> str:
-    return "dns://" + show("" if addr in ("", "0.0.0.0", "::") else addr, port)
+def server_label(addr: str, port: int, scheme: str = "dns") -> str:
+    return f"{scheme}://" + show("" if addr in ("", "0.0.0.0", "::") else addr, port)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSpec:
+    """What a listener is: its transport, its certificate settings, and the certificate files'
+    modification times (a reload after a certificate was replaced opens it anew)."""
+
+    scheme: str = "dns"
+    tls: TlsConfig | None = None
+    stamp: tuple[int, ...] = ()
+
+
+def listen_spec(block: BlockConfig) -> ListenSpec:
+    entry = block.get("tls")
+    if block.scheme == "dns" or entry is None:
+        return ListenSpec(block.scheme)
+    tls: TlsConfig = entry.config
+    stamp = []
+    for path in (tls.cert, tls.key, tls.ca):
+        with contextlib.suppress(OSError):
+            stamp.append(os.stat(path).st_mtime_ns if path else 0)
+    return ListenSpec(block.scheme, tls, tuple(stamp))
 
 
 @dataclass
@@ -50,6 +75,7 @@ class Instance:
     plugins: list[Plugin] = field(default_factory=list)
     block_plugins: list[tuple[BlockConfig, dict[str, Plugin]]] = field(default_factory=list)
     block_labels: list[str] = field(default_factory=list)  # metrics `server` label per block
+    listen: dict[ListenKey, ListenSpec] = field(default_factory=dict)
     serving: asyncio.Event = field(default_factory=asyncio.Event)  # set once it serves queries
     _leaving: asyncio.Event = field(default_factory=asyncio.Event)
     _life: asyncio.Task[None] | None = None
@@ -130,7 +156,7 @@ def build(
 
     for block in config.blocks:
         addrs = bind.addresses([e.config for e in block.all("bind")])
-        label = server_label(addrs[0] if len(addrs) == 1 else "", block.port)
+        label = server_label(addrs[0] if len(addrs) == 1 else "", block.port, block.scheme)
         target: list[Dispatcher] = []  # filled once the listener's dispatcher exists
 
         async def lookup(request: Request, _target: list[Dispatcher] = target) -> Reply:
@@ -156,8 +182,13 @@ def build(
         inst.block_plugins.append((block, built))
         inst.block_labels.append(label)
         route = Route(block.zones, chain.build(ordered), label, chain.classes(ordered))
+        listening = listen_spec(block)
         for addr in addrs:
             routes.setdefault((addr, block.port), []).append(route)
+            # Blocks sharing an address share its transport (config checks); CoreDNS takes
+            # the last block's certificate.
+            if listening.tls is not None or (addr, block.port) not in inst.listen:
+                inst.listen[(addr, block.port)] = listening
         lookups.append((target, (addrs[0], block.port)))
 
     for key, rs in routes.items():
@@ -184,7 +215,8 @@ class App:
         self.registry = registry or CollectorRegistry()
         self.config = config
         self.instance: Instance | None = None
-        self.listeners: dict[ListenKey, Listener] = {}
+        self.listeners: dict[ListenKey, AnyListener] = {}
+        self.listen_specs: dict[ListenKey, ListenSpec] = {}
         self.started = asyncio.Event()
         self.stopping = asyncio.Event()
         self.lameduck = False
@@ -200,6 +232,12 @@ class App:
             self._load,
         )
         self._activating = asyncio.Lock()
+        self._https_responses = metrics.counter(
+            self.registry,
+            "coredns_dns_https_responses_total",
+            "Counter of DoH responses per server and http status code.",
+            ("server", "status"),
+        )
 
     def dispatcher(self, key: ListenKey) -> Dispatcher | None:
         return self.instance.dispatchers.get(key) if self.instance else None
@@ -240,6 +278,19 @@ class App:
         }
         return lambda key, routes: recorder.observers(self.recorder, routes, key[1], counted)
 
+    def _listener(self, key: ListenKey, spec: ListenSpec) -> AnyListener:
+        """A listener for `key`; a certificate that cannot be loaded raises (OSError, SSLError)
+        and the configuration is not activated."""
+        alpn = ("http/1.1",) if spec.scheme == "https" else ("dot",)
+        tls = spec.tls.context(alpn) if spec.tls is not None else None
+        label = server_label(key[0], key[1], spec.scheme)
+        counter = self._https_responses
+
+        def on_status(status: int) -> None:
+            counter.labels(label, str(status)).inc()
+
+        return make_listener(key, spec.scheme, functools.partial(self._serve, key), tls, on_status)
+
     def _http_routes(self, inst: Instance) -> dict[HostPort, dict[str, HttpHandler]]:
         """What each HTTP address serves for `inst`: /health, /metrics, and /ready over the
         ready-aware plugins of every block that names the address."""
@@ -278,15 +329,23 @@ class App:
             await inst.start()
             try:
                 wanted = set(inst.dispatchers)
-                for key in sorted(wanted - set(self.listeners)):
-                    listener = Listener(key, functools.partial(self._serve, key))
+                for key in sorted(wanted):
+                    spec = inst.listen[key]
+                    if key in self.listeners and self.listen_specs.get(key) == spec:
+                        continue
+                    if key in self.listeners:
+                        # Another transport or certificate for this address: open it anew.
+                        await self.listeners.pop(key).close()
+                    listener = self._listener(key, spec)
                     await listener.open()
                     self.listeners[key] = listener
+                    self.listen_specs[key] = spec
                     opened.append(key)
                 await self.http.configure(self._http_routes(inst))
             except BaseException:
                 for key in opened:
                     await self.listeners.pop(key).close()
+                    self.listen_specs.pop(key, None)
                 await inst.stop()
                 raise
             old = self.instance
@@ -301,6 +360,7 @@ class App:
             inst.serving.set()
             for key in set(self.listeners) - wanted:
                 listener = self.listeners.pop(key)
+                self.listen_specs.pop(key, None)
                 await listener.close()
             if old is not None:
                 await old.stop()

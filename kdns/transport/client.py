@@ -7,8 +7,8 @@ message ID comes from `secrets`. A reply is accepted only if its ID, its QR bit 
 keeps waiting until its deadline, so a forged reply can neither be accepted nor cut the real one
 short. TCP uses 2-byte length framing and the same checks.
 
-Each exchange opens its own connection: connections are not reused (the `expire` option of
-`forward` therefore bounds nothing yet).
+Each exchange opens its own connection: UDP and TCP connections are not reused (forward's
+`expire`, `max_idle_conns` and `max_age` bound the pooled connections of dot.py and doh.py).
 
 The raw exchanges at the end ask as a stub resolver does (several queries on one socket, the
 first reply taken as it is, failures handed back unchanged) for `kdns diagnose`, which reports
@@ -27,10 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kdns.dns import names, wire
-from kdns.dns.message import FLAG_QR
+from kdns.dns.message import FLAG_QR, Edns
 from kdns.dns.wire import Message, WireError
-
-UPSTREAM_EDNS_SIZE = 1232  # DNS flag day 2020: no fragmentation on common paths
 
 
 class ExchangeError(Exception):
@@ -43,8 +41,14 @@ class Question:
     qtype: int
     qclass: int = 1
     rd: bool = True
-    do: bool = False
     cd: bool = False
+    # The client's OPT record, sent on as it came (buffer size, DO bit, options), as CoreDNS's
+    # forward sends the client's message; None: the query goes without EDNS.
+    edns: Edns | None = None
+
+    @property
+    def do(self) -> bool:
+        return self.edns is not None and self.edns.do
 
 
 def new_id() -> int:
@@ -52,15 +56,17 @@ def new_id() -> int:
 
 
 def encode(question: Question, mid: int) -> bytes:
+    edns = question.edns
     return wire.encode_query(
         question.qname,
         question.qtype,
         mid,
         rd=question.rd,
-        edns_size=UPSTREAM_EDNS_SIZE,
+        edns_size=None if edns is None else edns.udp_size,
         do=question.do,
         cd=question.cd,
         qclass=question.qclass,
+        options=() if edns is None else edns.options,
     )
 
 

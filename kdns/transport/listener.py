@@ -1,4 +1,5 @@
-"""One DNS listening address: a UDP socket and a TCP server on the same host and port.
+"""One DNS listening address: a UDP socket and a TCP server on the same host and port (dns://),
+a TLS server (tls://, DNS over TLS), or an HTTP(S) server (https://, DNS over HTTPS).
 
 Listeners outlive configurations: a reload points them at new handlers (`use`) under the same
 sockets. Host "" means every interface: IPv6 dual-stack where the host has it, else IPv4.
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
+from collections.abc import Callable
 
 from kdns.hostport import show
 from kdns.transport import tcp, udp
+from kdns.transport.doh_server import HttpsListener
 
 log = logging.getLogger("kdns")
 
@@ -66,3 +70,49 @@ class Listener:
         if self.udp is not None:
             self.udp.close()
         await self.tcp.close()
+
+
+class TlsListener:
+    """DNS over TLS on one address: a TCP server whose connections are TLS (no UDP)."""
+
+    def __init__(self, key: ListenKey, serve: tcp.Serve, tls: ssl.SSLContext) -> None:
+        self.key = key
+        self.tls = tls
+        self.tcp = tcp.TcpListener(serve)
+
+    def use(self, fast: udp.Fast | None) -> None:
+        """No fast path: it answers from UDP datagrams only."""
+
+    async def open(self) -> None:
+        host, port = self.key
+        await self.tcp.start(host or None, port, self.tls)
+        log.info("dns: listening on %s (tls)", show(host, port))
+
+    def stop_accepting(self) -> None:
+        if self.tcp.server is not None:
+            self.tcp.server.close()
+
+    async def drain(self) -> None:
+        await self.tcp.drain()
+
+    async def close(self) -> None:
+        await self.tcp.close()
+
+
+AnyListener = Listener | TlsListener | HttpsListener
+
+
+def make(
+    key: ListenKey,
+    scheme: str,
+    serve: tcp.Serve,
+    tls: ssl.SSLContext | None,
+    on_status: Callable[[int], None] | None = None,
+) -> AnyListener:
+    """The listener for a server block's transport: dns, tls (needs `tls`) or https."""
+    if scheme == "https":
+        return HttpsListener(key, serve, tls, on_status)
+    if scheme == "tls":
+        assert tls is not None, "a tls:// block has a tls directive (checked by config)"
+        return TlsListener(key, serve, tls)
+    return Listener(key, serve)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import struct
 from collections.abc import Coroutine
 from typing import Any, Protocol
@@ -53,9 +54,16 @@ class TcpListener:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def start(self, host: str | None, port: int) -> None:
+    async def start(self, host: str | None, port: int, tls: ssl.SSLContext | None = None) -> None:
+        """Listen; with `tls`, every connection is DNS over TLS (RFC 7858)."""
         self.server = await asyncio.start_server(
-            self._connection, host=host, port=port, reuse_address=True, backlog=1024
+            self._connection,
+            host=host,
+            port=port,
+            reuse_address=True,
+            backlog=1024,
+            ssl=tls,
+            ssl_handshake_timeout=self.idle_timeout if tls is not None else None,
         )
 
     @property

@@ -30,10 +30,8 @@ PENDING: dict[str, tuple[str, ...]] = {
     "aks-custom-rewrite.Corefile": ("rewrite",),
     "coredns-blog-custom-dns-file.Corefile": ("rewrite",),
     "coredns-blog-custom-dns-rewrite.Corefile": ("rewrite",),
-    "kubespray-nodelocaldns-docs-options.Corefile": ("https://",),
     # Its docs' values `cache 0` and `denial 0` are refused by CoreDNS too (cache setup tests).
     "kubespray-coredns-docs-options.Corefile": (
-        "https://",
         "rewrite",
         "cache TTL must be",
         "denial capacity must be",

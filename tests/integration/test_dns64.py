@@ -4,7 +4,6 @@ fake upstream that has A records but no AAAA for some names."""
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import socket
 from pathlib import Path
 
@@ -16,12 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from kdns import metrics
 from kdns.corefile import CorefileError
-from tests.support.client import ask, dig, rrs
+from tests.support.client import DIG, ask, dig, rrs
 from tests.support.plugins import parse_directive
 from tests.support.server import running_kdns
 from tests.support.upstream import FakeUpstream, fake_upstream
-
-DIG = shutil.which("dig")
 
 
 def _has_ipv6() -> bool:

@@ -63,20 +63,26 @@ class Pki:
     other_ca: Path  # a CA that signed nothing the upstream shows
 
 
-@contextlib.asynccontextmanager
-async def dot_upstream(
-    directory: Path, names: tuple[str, ...] = ("dns.example.test",)
-) -> AsyncIterator[tuple[DotUpstream, Pki]]:
+def pki(directory: Path, names: tuple[str, ...]) -> tuple[ssl.SSLContext, Pki]:
+    """A server context with a certificate for `names` from a fresh CA, and the CA files."""
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(directory / "ca.pem"))
     trustme.CA().cert_pem.write_to_path(str(directory / "other-ca.pem"))
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*names).configure_cert(server_ctx)
+    return server_ctx, Pki(directory / "ca.pem", directory / "other-ca.pem")
+
+
+@contextlib.asynccontextmanager
+async def dot_upstream(
+    directory: Path, names: tuple[str, ...] = ("dns.example.test",)
+) -> AsyncIterator[tuple[DotUpstream, Pki]]:
+    server_ctx, files = pki(directory, names)
     up = DotUpstream()
     server = await asyncio.start_server(up.handle, "127.0.0.1", 0, ssl=server_ctx)
     up.port = server.sockets[0].getsockname()[1]
     try:
-        yield up, Pki(directory / "ca.pem", directory / "other-ca.pem")
+        yield up, files
     finally:
         server.close()
         with contextlib.suppress(Exception):

@@ -157,7 +157,8 @@ def test_directive_errors_name_the_line(body: str, line: int, message: str) -> N
 @pytest.mark.parametrize(
     ("key", "message"),
     [
-        ("tls://.:853", "transport tls:// is not supported yet"),
+        ("tls://.:853", "needs a certificate: add tls CERT KEY [CA]"),
+        ("grpc://.:443", "transport grpc:// is not supported yet"),
         (".:99999", "invalid port"),
         (".:http", "invalid port"),
     ],

@@ -36,19 +36,6 @@ _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
     "zonal names (pin/prefer._zone) not implemented yet": (
         "kubernetes: TestKubernetesParseZonal (line 839)",
     ),
-    "DNS over HTTPS upstreams (https://) not implemented yet": (
-        "forward: TestSetup (line 50)",
-        "forward: TestSetupDOHHealthcheckTLSConfig (line 933)",
-    ),
-    "max_idle_conns: upstream connections are not pooled yet": (
-        "forward: TestSetupMaxIdleConns (line 457)",
-        "forward: TestSetupMaxIdleConns (line 458)",
-    ),
-    "max_age: upstream connections are not pooled yet": (
-        "forward: TestSetupMaxAge (line 796)",
-        "forward: TestSetupMaxAge (line 801)",
-        "forward: TestSetupMaxAge (line 806)",
-    ),
 }
 PENDING: dict[str, str] = {rid: why for why, ids in _PENDING_GROUPS.items() for rid in ids}
 
