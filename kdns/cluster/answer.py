@@ -41,6 +41,7 @@ class Options:
     ignore_empty_service: bool = False
     noendpoints: bool = False
     server_ips: tuple[str, ...] = ()
+    multicluster: tuple[str, ...] = ()  # zones answered from ServiceImports
 
     @property
     def primary_zone(self) -> str:
@@ -320,6 +321,15 @@ def _service_items(
     if not svc.ports and not (port or proto):
         for ip in svc.cluster_ips:
             ctx.items.append(Item(ip, -1, base))
+
+
+def shape(
+    index: ClusterIndex, opts: Options, qname: str, qtype: int, zone_text: str, items: list[Item]
+) -> Answer:
+    """The answer for `items` found for `qname` (NXDOMAIN if none): for other name forms of a
+    zone, such as multicluster ones, that resolve names to items their own way."""
+    ctx = _Ctx(index, opts, names.normalize(zone_text), zone_text, items)
+    return _shape(ctx, qname, qtype) if items else _negative(ctx, NXDOMAIN)
 
 
 def _shape(ctx: _Ctx, qname: str, qtype: int) -> Answer:

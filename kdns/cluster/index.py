@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from kdns.cluster.cowmap import CowMap
-from kdns.cluster.objects import Key, Namespace, Pod, Port, Service, Slice
+from kdns.cluster.imports import ClusterAddress, ImportsBuilder
+from kdns.cluster.objects import Key, Namespace, Pod, Port, Service, ServiceImport, Slice
 
-KINDS = ("Namespace", "Service", "EndpointSlice", "Pod")
+KINDS = ("Namespace", "Service", "EndpointSlice", "Pod", "ServiceImport")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ class ClusterIndex:
     # ("", namespace), last changed: an answer that depends only on those stays valid across
     # publishes that touch other objects (the fast path keeps serving it).
     versions: Mapping[Key, int] = field(default_factory=dict)
+    # Multicluster (kdns.cluster.imports): ServiceImports and their clusterset endpoints.
+    imports: Mapping[Key, ServiceImport] = field(default_factory=dict)
+    import_addresses: Mapping[Key, tuple[ClusterAddress, ...]] = field(default_factory=dict)
     synced: bool = False
     serial: int = 0
     generation: int = 0
@@ -89,6 +93,7 @@ class IndexBuilder:
         self._ns_dirty: set[str] = set()
         self._versions: CowMap[Key, int] = CowMap()
         self._synced_kinds: set[str] = set()
+        self._imports = ImportsBuilder()
         self._required_kinds: set[str] = {"Namespace", "Service", "EndpointSlice"}
         self._changed = True
         self._serial = int(clock())
@@ -108,8 +113,10 @@ class IndexBuilder:
     def synced(self) -> bool:
         return self._required_kinds <= self._synced_kinds
 
-    def upsert(self, obj: Service | Slice | Pod | Namespace) -> None:
-        if isinstance(obj, Service):
+    def upsert(self, obj: Service | Slice | Pod | Namespace | ServiceImport) -> None:
+        if isinstance(obj, ServiceImport):
+            self._imports.upsert_import(obj)
+        elif isinstance(obj, Service):
             old = self._services.get(obj.key)
             if old == obj:
                 return  # e.g. a status-only update: nothing DNS shows changed
@@ -127,6 +134,7 @@ class IndexBuilder:
                 self._cip_owners[ip] = (*self._cip_owners.get(ip, ()), obj.key)
             self._dirty.add(obj.key)
         elif isinstance(obj, Slice):
+            self._imports.upsert_slice(obj)
             old_slice = self._slices.get(obj.key)
             if old_slice == obj:
                 return
@@ -167,7 +175,10 @@ class IndexBuilder:
                     self._svc_namespaces_stale = True
                     self._ns_dirty.add(namespace)
             self._dirty.add(key)
+        elif kind == "ServiceImport":
+            self._imports.delete_import(key)
         elif kind == "EndpointSlice":
+            self._imports.delete_slice(key)
             old_slice = self._slices.pop(key, None)
             if old_slice is not None:
                 self._unlink_slice(old_slice)
@@ -178,11 +189,16 @@ class IndexBuilder:
         elif kind == "Namespace" and self._namespaces.pop(name, None) is not None:
             self._ns_dirty.add(name)
 
-    def replace_all(self, kind: str, objects: Iterable[Service | Slice | Pod | Namespace]) -> None:
+    def replace_all(
+        self, kind: str, objects: Iterable[Service | Slice | Pod | Namespace | ServiceImport]
+    ) -> None:
         """Make `kind` hold exactly `objects` (a relist): what is missing was deleted meanwhile."""
         fresh = list(objects)
-        if kind == "Service":
-            keep: set[tuple[str, str]] = {o.key for o in fresh if isinstance(o, Service)}
+        if kind == "ServiceImport":
+            keep: set[tuple[str, str]] = {o.key for o in fresh if isinstance(o, ServiceImport)}
+            existing = self._imports.import_keys()
+        elif kind == "Service":
+            keep = {o.key for o in fresh if isinstance(o, Service)}
             existing = list(self._services)
         elif kind == "EndpointSlice":
             keep = {o.key for o in fresh if isinstance(o, Slice)}
@@ -202,7 +218,7 @@ class IndexBuilder:
     # -- publishing --------------------------------------------------------------------------
     def publish(self) -> ClusterIndex:
         """A new snapshot if anything changed since the last one, else the current one."""
-        if not self._changed:
+        if not self._changed and not self._imports.changed:
             return self.current
         self._generation += 1
         for key in self._dirty:
@@ -216,6 +232,7 @@ class IndexBuilder:
             self._svc_namespaces = frozenset(self._svc_ns_count)
             self._svc_namespaces_stale = False
         self._changed = False
+        imports, import_addresses = self._imports.freeze()
         self._serial = max(self._serial + 1, int(self._clock()))
         self.current = ClusterIndex(
             services=self._services.freeze(),
@@ -226,6 +243,8 @@ class IndexBuilder:
             cluster_ip_owners=self._cip_owners.freeze(),
             endpoint_ip_owners=self._ep_owners.freeze(),
             versions=self._versions.freeze(),
+            imports=imports,
+            import_addresses=import_addresses,
             synced=self.synced,
             serial=self._serial,
             generation=self._generation,
@@ -280,4 +299,5 @@ class IndexBuilder:
             "endpointslices": len(self._slices),
             "pods": len(self._pods),
             "namespaces": len(self._namespaces),
+            "serviceimports": len(self._imports),
         }

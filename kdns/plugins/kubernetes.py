@@ -1,7 +1,8 @@
 """`kubernetes [ZONES...] { ... }`: answer cluster names from the index, as CoreDNS's plugin.
 
 Options follow CoreDNS's README: endpoint, kubeconfig, tls, namespaces, namespace_labels, labels,
-pods, endpoint_pod_names, ttl, noendpoints, fallthrough, ignore empty_service, startup_timeout.
+pods, endpoint_pod_names, ttl, noendpoints, fallthrough, ignore empty_service, startup_timeout,
+multicluster (names of those zones come from ServiceImports: kdns.cluster.multicluster).
 `snapshot FILE` is kdns's own: serve a file of Kubernetes objects instead of an API server.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kdns import metrics
-from kdns.cluster import answer, search
+from kdns.cluster import answer, multicluster, search
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Key
@@ -48,9 +49,9 @@ PROPERTIES = (
     "apiserver_qps",
     "apiserver_burst",
     "apiserver_max_inflight",
+    "multicluster",
 )
 NOT_YET = (
-    "multicluster",
     "zonal",
     "transfer",
     "resyncperiod",
@@ -133,6 +134,15 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         elif name == "snapshot":
             parsing.arg_count(sub, 1, 1, "snapshot FILE")
             cfg["snapshot"] = str(base_dir / args[0].text)
+        elif name == "multicluster":
+            # Without zones it is accepted and does nothing, as in CoreDNS.
+            for tok in args:
+                for zone in parsing.zone(tok):
+                    if zone not in zones:
+                        raise tok.error(
+                            f"kubernetes: is not authoritative for the multicluster zone {zone}"
+                        )
+            opts["multicluster"] = parsing.zones(args, ())
         elif name.startswith("apiserver_"):
             # client-go's request throttles: kdns makes one list and one watch per resource
             # kind, so there is nothing for them to limit.
@@ -206,6 +216,8 @@ class KubernetesPlugin:
         kinds = {"Namespace", "Service", "EndpointSlice"}
         if self.config.needs_pods:
             kinds.add("Pod")
+        if self.options.multicluster:
+            kinds.add("ServiceImport")
         self.builder.require(kinds)
         self.index: ClusterIndex = self.builder.current
         self._lookup = ctx.lookup
@@ -300,7 +312,10 @@ class KubernetesPlugin:
         if zone is None or request.qclass != rr.CLASS_IN:
             return await call_next(request)
         index = self.index  # one consistent snapshot for this lookup
-        result = answer.lookup(index, self.options, request.qname, request.qtype)
+        if zone in self.options.multicluster:
+            result = multicluster.lookup(index, self.options, request.qname, request.qtype)
+        else:
+            result = answer.lookup(index, self.options, request.qname, request.qtype)
         reply = result.reply
         if reply.rcode == NXDOMAIN:
             if self._falls_through(request.name):

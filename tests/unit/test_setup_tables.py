@@ -28,10 +28,6 @@ _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
     "endpoint with several URLs: kdns talks to one API server URL": (
         "kubernetes: TestKubernetesParse (line 70)",
     ),
-    "multicluster (MCS API ServiceImports) not implemented yet": (
-        "kubernetes: TestKubernetesParseMulticluster (line 674)",
-        "kubernetes: TestKubernetesParseMulticluster (line 700)",
-    ),
     "zonal names (pin/prefer._zone) not implemented yet": (
         "kubernetes: TestKubernetesParseZonal (line 839)",
     ),
