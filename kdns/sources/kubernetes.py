@@ -1,8 +1,9 @@
 """Live Kubernetes source: list + watch reflectors over kubernetes-asyncio, feeding the index.
 
-One reflector per resource (Namespaces, Services, EndpointSlices, and Pods when a mode needs
-them) runs the loop client-go's reflector runs, because kubernetes-asyncio's `Watch` never
-relists (it retries a 410 once at the same expired version, then raises):
+One reflector per resource (Namespaces, Services, EndpointSlices, Pods when a mode needs them,
+ServiceImports with `multicluster`) runs the loop client-go's reflector runs, because
+kubernetes-asyncio's `Watch` never relists (it retries a 410 once at the same expired version,
+then raises):
 
     list (paged) -> replace the kind in the index -> mark synced
     watch from the list's resourceVersion, with bookmarks and a server-side timeout
@@ -37,7 +38,7 @@ from prometheus_client import CollectorRegistry
 from kdns import heap, metrics
 from kdns.cluster import objects
 from kdns.cluster.index import IndexBuilder
-from kdns.cluster.objects import Key, Namespace, ObjectError, Pod, Service, Slice
+from kdns.cluster.objects import Key, Namespace, ObjectError, Pod, Service, ServiceImport, Slice
 from kdns.sources.kubeapi import (
     DEFAULT_TIMING,
     ApiError,
@@ -55,14 +56,17 @@ POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!
 MAX_LINE = 64 * 1024 * 1024  # one watch event; a larger line is a broken stream
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # CoreDNS: 1 ms to ~17 min
 
-Projection = Service | Slice | Pod | Namespace
+Projection = Service | Slice | Pod | Namespace | ServiceImport
+# The Multi-Cluster Services API group: a CRD, read through the custom objects API.
+MCS_GROUP, MCS_VERSION = "multicluster.x-k8s.io", "v1alpha1"
+API_GROUPS = {"core": '"" (core)', "discovery": "discovery.k8s.io", "custom": MCS_GROUP}
 
 
 @dataclass(frozen=True, slots=True)
 class Resource:
     kind: str
     plural: str
-    api: str  # "core" or "discovery"
+    api: str  # "core", "discovery" or "custom" (MCS_GROUP)
     list_method: str
     convert: Callable[[Mapping[str, Any]], Projection]
     label_selector: str | None = None
@@ -148,6 +152,19 @@ class KubernetesSource:
                     field_selector=POD_FIELD_SELECTOR,
                 )
             )
+        if opts.multicluster:
+            # As CoreDNS: watched only when a zone is multicluster (the CRD may not exist
+            # otherwise), with the same `labels` selector as Services.
+            out.append(
+                Resource(
+                    "ServiceImport",
+                    "serviceimports",
+                    "custom",
+                    "list_cluster_custom_object",
+                    objects.service_import_from,
+                    label_selector=labels,
+                )
+            )
         return out
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -208,7 +225,7 @@ class KubernetesSource:
                 rv = None
             except ApiError as exc:
                 delay = backoff.next()
-                if exc.status in (401, 403):
+                if exc.status in (401, 403) or (exc.status == 404 and res.api == "custom"):
                     self._log_denied(res, exc)
                 else:
                     log.warning("kubernetes: %s: %s (retrying in %.1fs)", res.plural, exc, delay)
@@ -236,7 +253,17 @@ class KubernetesSource:
             log.debug("kubernetes: %s still denied: %s", res.plural, exc)
             return
         self._denied_logged.add(res.plural)
-        group = "discovery.k8s.io" if res.api == "discovery" else '"" (core)'
+        group = API_GROUPS[res.api]
+        if exc.status == 404:
+            log.error(
+                "kubernetes: %s not found (%s): multicluster needs the ServiceImport CRD of "
+                "%s/%s installed. Retrying with backoff.",
+                res.plural,
+                exc,
+                MCS_GROUP,
+                MCS_VERSION,
+            )
+            return
         log.error(
             "kubernetes: access to %s denied (%s). kdns needs list and watch on %s in API "
             "group %s: check the ClusterRole bound to its ServiceAccount (see "
@@ -249,11 +276,14 @@ class KubernetesSource:
 
     def _call(self, res: Resource, **kw: Any) -> Any:
         assert self._api is not None
-        api: Any = (
-            k8s_client.DiscoveryV1Api(self._api)
-            if res.api == "discovery"
-            else k8s_client.CoreV1Api(self._api)
-        )
+        api: Any
+        if res.api == "custom":
+            api = k8s_client.CustomObjectsApi(self._api)
+            kw.update(group=MCS_GROUP, version=MCS_VERSION, plural=res.plural)
+        elif res.api == "discovery":
+            api = k8s_client.DiscoveryV1Api(self._api)
+        else:
+            api = k8s_client.CoreV1Api(self._api)
         if res.label_selector:
             kw["label_selector"] = res.label_selector
         if res.field_selector:
