@@ -63,7 +63,7 @@ class KubernetesConfig:
     options: answer.Options
     fallthrough: tuple[str, ...] | None = None  # None: off; (): every zone
     snapshot: str | None = None
-    endpoint: str | None = None
+    endpoints: tuple[str, ...] = ()  # `endpoint URL...`: the API server, then its fail-overs
     kubeconfig: str | None = None
     context: str | None = None
     tls: tuple[str, str, str] | None = None
@@ -72,6 +72,10 @@ class KubernetesConfig:
     @property
     def needs_pods(self) -> bool:
         return self.options.pods == "verified"
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.endpoints[0] if self.endpoints else None
 
 
 def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
@@ -116,11 +120,15 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         elif name == "fallthrough":
             cfg["fallthrough"] = parsing.zones(args, ())
         elif name == "endpoint":
-            parsing.arg_count(sub, 1, 1, "endpoint URL")
-            url = args[0].text
-            if not url.startswith(("http://", "https://")):
-                raise args[0].error(f"endpoint must be an http:// or https:// URL, got {url!r}")
-            cfg["endpoint"] = url
+            if not args:
+                raise sub.error("wrong number of arguments for endpoint: usage: endpoint URL...")
+            for tok in args:
+                if not tok.text.startswith(("http://", "https://")):
+                    raise tok.error(
+                        f"endpoint must be an http:// or https:// URL, got {tok.text!r}"
+                    )
+            # Several URLs: the API servers of one cluster, used in turn when one is unreachable.
+            cfg["endpoints"] = tuple(t.text for t in args)
         elif name == "kubeconfig":
             parsing.arg_count(sub, 1, 2, "kubeconfig KUBECONFIG [CONTEXT]")
             cfg["kubeconfig"] = str(base_dir / args[0].text)
@@ -171,7 +179,7 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         raise d.error("kubernetes: namespaces and namespace_labels cannot both be set")
     if opts.get("pods") is None:
         opts["pods"] = "disabled"
-    if cfg.get("snapshot") and (cfg.get("endpoint") or cfg.get("kubeconfig")):
+    if cfg.get("snapshot") and (cfg.get("endpoints") or cfg.get("kubeconfig")):
         raise d.error("kubernetes: snapshot cannot be combined with endpoint or kubeconfig")
     return KubernetesConfig(options=answer.Options(**opts), **cfg)
 
