@@ -8,13 +8,16 @@ Expected answers follow CoreDNS's TestMultiClusterServeDNS cases.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from kdns import config
 from kdns.cluster import multicluster, selector
 from kdns.cluster.answer import Answer, Options
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Endpoint, ServiceImport, Slice
+from kdns.diagnose.sources import Offline
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN
 from kdns.sources import static
@@ -238,3 +241,16 @@ def test_snapshot_checks_service_imports() -> None:
     assert any("unknown field spec.prots (did you mean ports?)" in w for w in err.value.warnings)
     snap = static.parse(SNAPSHOT, "snap.yaml")
     assert "3 serviceimports" in snap.summary()
+
+
+def test_diagnose_offline_answers_multicluster_zones(tmp_path: Path) -> None:
+    (tmp_path / "snap.yaml").write_text(SNAPSHOT)
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(
+        ".:53 {\n    kubernetes cluster.local clusterset.local {\n        snapshot snap.yaml\n"
+        "        multicluster clusterset.local\n    }\n}\n"
+    )
+    offline = Offline(config.load(corefile))
+    got = offline.ask("svc1.testns.svc.clusterset.local.", rr.A)
+    assert (got.rcode, [r[1] for r in got.records]) == (NOERROR, ["10.0.0.1"])
+    assert offline.ask("svc1.testns.svc.cluster.local.", rr.A).rcode == NXDOMAIN
