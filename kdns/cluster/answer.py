@@ -520,8 +520,8 @@ def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer
         if target in seen:
             chase = None
             break
-        if names.longest_zone(target, opts.zones) is None:
-            break
+        if names.longest_zone(target, opts.zones) in (None, *opts.multicluster):
+            break  # resolved by the caller (a multicluster zone's names: kdns.cluster.multicluster)
         seen.add(target)
         nxt = answer(index, opts, chase, qtype)
         if nxt.chase is not None and len(chain) >= MAX_CHAIN:

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import dns.rcode
+import dns.rdatatype
 import pytest
+import yaml
 
 from kdns.sources import kubernetes as source_mod
 from tests.integration.test_kubernetes_source import FAST, answer, answers, eventually, k8s_plugin
+from tests.support.client import ask
 from tests.support.fakeapi import FakeApiServer, endpoint_slice, namespace, service
 from tests.support.server import running_kdns
 
@@ -146,3 +149,28 @@ async def test_labels_select_imports_and_a_missing_crd_is_named(
                 assert selectors == {"dns=yes", None}  # Namespaces are listed unfiltered
     finally:
         await api.down()
+
+
+async def test_external_name_to_a_clusterset_name_is_followed(tmp_path: Path) -> None:
+    """A CNAME into a multicluster zone is followed with that zone's rules (the import)."""
+    objs = [
+        *BASE,
+        {
+            "kind": "Service",
+            "metadata": {"name": "ext", "namespace": "testns"},
+            "spec": {"type": "ExternalName", "externalName": SVC1},
+        },
+    ]
+    (tmp_path / "snap.yaml").write_text(yaml.safe_dump({"kind": "List", "items": objs}))
+    text = """
+.:PORT {
+    kubernetes cluster.local clusterset.local {
+        snapshot snap.yaml
+        multicluster clusterset.local
+    }
+}
+"""
+    async with running_kdns(text, tmp_path) as run:
+        msg = await ask(run.port, "ext.testns.svc.cluster.local", "A")
+        got = [(rrset.rdtype, rd.to_text()) for rrset in msg.answer for rd in rrset]
+        assert got == [(dns.rdatatype.CNAME, SVC1 + "."), (dns.rdatatype.A, "10.0.0.1")]
