@@ -7,6 +7,7 @@ and touches no sockets, so a broken Corefile is refused before anything changes.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,12 @@ from kdns import corefile
 from kdns.corefile import CorefileError, CorefileErrors, Directive, ServerBlock, Token
 from kdns.plugins import directives, parsing
 from kdns.plugins.base import BlockInfo
+
+log = logging.getLogger("kdns.config")
+
+# CoreDNS 1.14 reads `unix://` as a transport but makes no server for it: the block is checked
+# and serves nothing. kdns does the same rather than refuse a Corefile CoreDNS loads.
+UNSERVED_SCHEMES = frozenset({"unix"})
 
 DEFAULT_PORT = 53
 
@@ -68,7 +75,7 @@ def parse_key(tok: Token, default_port: int) -> Address:
     scheme = "dns"
     if "://" in text:
         scheme, text = text.split("://", 1)
-        if scheme != "dns":
+        if scheme not in ("dns", *UNSERVED_SCHEMES):
             raise tok.error(
                 f"transport {scheme}:// is not supported yet (kdns serves plain DNS: dns://)"
             )
@@ -99,6 +106,15 @@ def build_blocks(
             a = parse_key(k, default_port)
         except CorefileError as exc:
             errors.append(exc)
+            continue
+        if a.scheme in UNSERVED_SCHEMES:
+            log.warning(
+                "%s:%d: server key %s: no listener for %s:// (as in CoreDNS); nothing is served",
+                k.file,
+                k.line,
+                k.text,
+                a.scheme,
+            )
             continue
         zones = by_port.setdefault(a.port, [])
         zones.extend(z for z in a.zones if z not in zones)

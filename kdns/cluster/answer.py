@@ -128,7 +128,7 @@ def namespace_exposed(index: ClusterIndex, opts: Options, namespace: str) -> boo
     return index.namespace_exists(namespace)
 
 
-def _service_visible(opts: Options, svc: Service) -> bool:
+def service_visible(opts: Options, svc: Service) -> bool:
     return opts.labels is None or opts.labels.matches(svc.labels)
 
 
@@ -148,13 +148,13 @@ def endpoint_label(addr: Address, pod_names: bool) -> str:
     return dashed + "0" if dashed.endswith("-") else dashed
 
 
-def _match_port(want_port: str, want_proto: str, port: Port) -> bool:
+def match_port(want_port: str, want_proto: str, port: Port) -> bool:
     if want_port and want_port != port.name:
         return False
     return not (want_proto and want_proto != port.protocol)
 
 
-def _strip(label: str) -> str:
+def strip_underscore(label: str) -> str:
     return label[1:] if label.startswith("_") else label
 
 
@@ -249,7 +249,7 @@ def _forward_lookup(ctx: _Ctx, qname: str, segs: list[str], qtype: int) -> Answe
         if len(rest) == 1:
             endpoint = rest[0]
         elif len(rest) == 2:
-            port, proto = _strip(rest[0]), _strip(rest[1])
+            port, proto = strip_underscore(rest[0]), strip_underscore(rest[1])
         elif len(rest) > 2:
             raise _NoName  # more than two labels left of the service
         _service_items(ctx, service, namespace, endpoint, port, proto)
@@ -286,7 +286,7 @@ def _service_items(
     index, opts = ctx.index, ctx.opts
     key: Key = (namespace, service)
     svc = index.services.get(key)
-    if svc is None or not _service_visible(opts, svc):
+    if svc is None or not service_visible(opts, svc):
         return
     base = f"{service}.{namespace}.svc."
     if svc.type == "ExternalName":
@@ -311,11 +311,11 @@ def _service_items(
                     ctx.items.append(Item(addr.ip, -1, target))
                 continue
             for p in addr.ports:
-                if _match_port(port, proto, p):
+                if match_port(port, proto, p):
                     ctx.items.append(Item(addr.ip, p.port, target))
         return
     for p in svc.ports:
-        if _match_port(port, proto, p):
+        if match_port(port, proto, p):
             for ip in svc.cluster_ips:
                 ctx.items.append(Item(ip, p.port, base))
     if not svc.ports and not (port or proto):
@@ -417,7 +417,7 @@ def _ns_hosts(ctx: _Ctx) -> list[tuple[str, str]]:
         for ip in opts.server_ips:
             for key, _addr in index.endpoint_ip_owners.get(ip, ()):
                 svc = index.services.get(key)
-                if key in done or svc is None or not _service_visible(opts, svc):
+                if key in done or svc is None or not service_visible(opts, svc):
                     continue
                 if not namespace_exposed(index, opts, key[0]):
                     continue
@@ -481,7 +481,7 @@ def ptr_targets(index: ClusterIndex, opts: Options, ip: str) -> list[str]:
     zone = opts.primary_zone
     for key in index.cluster_ip_owners.get(ip, ()):
         svc = index.services.get(key)
-        if svc and namespace_exposed(index, opts, key[0]) and _service_visible(opts, svc):
+        if svc and namespace_exposed(index, opts, key[0]) and service_visible(opts, svc):
             return [f"{svc.name}.{svc.namespace}.svc.{zone}"]
     out: list[str] = []
     if opts.noendpoints:
@@ -490,7 +490,7 @@ def ptr_targets(index: ClusterIndex, opts: Options, ip: str) -> list[str]:
         svc = index.services.get(key)
         if svc is None or not namespace_exposed(index, opts, key[0]):
             continue
-        if not _service_visible(opts, svc):
+        if not service_visible(opts, svc):
             continue
         target = f"{endpoint_label(addr, opts.endpoint_pod_names)}.{key[1]}.{key[0]}.svc.{zone}"
         if target not in out:

@@ -42,6 +42,8 @@ class ClusterIndex:
     service_namespaces: frozenset[str] = frozenset()
     pods_by_ip: Mapping[str, tuple[Pod, ...]] = field(default_factory=dict)
     cluster_ip_owners: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)
+    # Services by external IP (spec.externalIPs, load balancer ingress): k8s_external's PTRs.
+    external_ip_owners: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)
     endpoint_ip_owners: Mapping[str, tuple[tuple[Key, Address], ...]] = field(default_factory=dict)
     # The generation at which each service key (namespace, name), and each namespace
     # ("", namespace), last changed: an answer that depends only on those stays valid across
@@ -85,6 +87,7 @@ class IndexBuilder:
         self._addresses: CowMap[Key, tuple[Address, ...]] = CowMap()
         self._ep_owners: CowMap[str, tuple[tuple[Key, Address], ...]] = CowMap()
         self._cip_owners: CowMap[str, tuple[Key, ...]] = CowMap()
+        self._ext_owners: CowMap[str, tuple[Key, ...]] = CowMap()
         self._pods_by_ip: CowMap[str, tuple[Pod, ...]] = CowMap()
         self._svc_ns_count: dict[str, int] = {}
         self._svc_namespaces: frozenset[str] = frozenset()
@@ -119,7 +122,7 @@ class IndexBuilder:
         elif isinstance(obj, Service):
             old = self._services.get(obj.key)
             if old == obj:
-                return  # e.g. a status-only update: nothing DNS shows changed
+                return  # e.g. an update of fields DNS does not read (annotations, selector)
             self._changed = True
             if old is not None:
                 self._drop_cluster_ips(old)
@@ -132,6 +135,8 @@ class IndexBuilder:
             self._services[obj.key] = obj
             for ip in obj.cluster_ips:
                 self._cip_owners[ip] = (*self._cip_owners.get(ip, ()), obj.key)
+            for ip in obj.external_ips:
+                self._ext_owners[ip] = (*self._ext_owners.get(ip, ()), obj.key)
             self._dirty.add(obj.key)
         elif isinstance(obj, Slice):
             self._imports.upsert_slice(obj)
@@ -241,6 +246,7 @@ class IndexBuilder:
             service_namespaces=self._svc_namespaces,
             pods_by_ip=self._pods_by_ip.freeze(),
             cluster_ip_owners=self._cip_owners.freeze(),
+            external_ip_owners=self._ext_owners.freeze(),
             endpoint_ip_owners=self._ep_owners.freeze(),
             versions=self._versions.freeze(),
             imports=imports,
@@ -277,12 +283,16 @@ class IndexBuilder:
         self._dirty.add(sl.service_key)
 
     def _drop_cluster_ips(self, svc: Service) -> None:
-        for ip in svc.cluster_ips:
-            owners = tuple(k for k in self._cip_owners.get(ip, ()) if k != svc.key)
-            if owners:
-                self._cip_owners[ip] = owners
-            else:
-                self._cip_owners.pop(ip, None)
+        for ips, by_ip in (
+            (svc.cluster_ips, self._cip_owners),
+            (svc.external_ips, self._ext_owners),
+        ):
+            for ip in ips:
+                owners = tuple(k for k in by_ip.get(ip, ()) if k != svc.key)
+                if owners:
+                    by_ip[ip] = owners
+                else:
+                    by_ip.pop(ip, None)
 
     def _drop_pod_ips(self, pod: Pod) -> None:
         for ip in pod.ips:

@@ -40,6 +40,10 @@ class Service:
     ports: tuple[Port, ...]
     publish_not_ready: bool
     labels: tuple[tuple[str, str], ...]
+    # What k8s_external serves: spec.externalIPs then status.loadBalancer.ingress IPs, and the
+    # ingress hostnames (cloud load balancers that have a name rather than an address).
+    external_ips: tuple[str, ...] = ()
+    external_hosts: tuple[str, ...] = ()
 
     @property
     def key(self) -> Key:
@@ -155,9 +159,36 @@ def _ip(text: Any) -> str | None:
     return str(ip)
 
 
+def _external(spec: Mapping[str, Any], status: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """External addresses in CoreDNS's order (spec.externalIPs, then each ingress's ip, else
+    its hostname), each once; hostnames lower-case and fully qualified."""
+    ips: list[str] = []
+    hosts: list[str] = []
+    raw = spec.get("externalIPs")
+    for text in raw if isinstance(raw, list) else ():
+        ip = _ip(text)
+        if ip and ip not in ips:
+            ips.append(ip)
+    lb = status.get("loadBalancer") if isinstance(status, Mapping) else None
+    ingress = lb.get("ingress") if isinstance(lb, Mapping) else None
+    for entry in ingress if isinstance(ingress, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        if entry.get("ip"):
+            ip = _ip(entry["ip"])
+            if ip and ip not in ips:
+                ips.append(ip)
+        elif isinstance(entry.get("hostname"), str) and entry["hostname"].strip("."):
+            host = entry["hostname"].lower().rstrip(".") + "."
+            if host not in hosts:
+                hosts.append(host)
+    return tuple(ips), tuple(hosts)
+
+
 def service_from(obj: Mapping[str, Any]) -> Service:
     meta = _meta(obj)
     spec = obj.get("spec") or {}
+    external_ips, external_hosts = _external(spec, obj.get("status"))
     stype = str(spec.get("type") or "ClusterIP")
     raw_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     headless = any(str(ip) == "None" for ip in raw_ips) or (stype != "ExternalName" and not raw_ips)
@@ -172,6 +203,8 @@ def service_from(obj: Mapping[str, Any]) -> Service:
         ports=_ports(spec.get("ports")),
         publish_not_ready=bool(spec.get("publishNotReadyAddresses")),
         labels=_labels(meta),
+        external_ips=external_ips,
+        external_hosts=external_hosts,
     )
 
 

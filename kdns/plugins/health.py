@@ -21,8 +21,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from kdns import metrics
-from kdns.corefile import Directive
-from kdns.hostport import HostPort, show
+from kdns.corefile import CorefileError, Directive
+from kdns.hostport import HostPort, show, split
 from kdns.plugins import parsing
 from kdns.plugins.base import BlockInfo, PluginSpec, background
 
@@ -35,18 +35,33 @@ DEFAULT_ADDRESS: HostPort = ("", 8080)
 class HealthConfig:
     address: HostPort = DEFAULT_ADDRESS
     lameduck: float = 0.0
+    # Why the address cannot be listened on (`bla:a`), said when the server starts: CoreDNS
+    # takes any HOST:PORT when it reads the Corefile and fails only when it listens.
+    unusable: str | None = None
 
 
 def parse(d: Directive, block: BlockInfo) -> HealthConfig:
     parsing.arg_count(d, 0, 1, "health [ADDRESS] { lameduck DURATION }")
-    address = parsing.address(d.args[0]) if d.args else DEFAULT_ADDRESS
+    address = DEFAULT_ADDRESS
+    unusable = None
+    if d.args:
+        tok = d.args[0]
+        try:
+            address = parsing.address(tok)
+        except CorefileError as exc:
+            try:
+                host, _ = split(tok.text)
+            except ValueError:
+                raise exc from None  # not HOST:PORT at all (`health bla`): CoreDNS refuses it too
+            address = (host, 0)
+            unusable = f"{exc}: health cannot listen there"
     lameduck = 0.0
     for sub in d.block or ():
         if sub.name != "lameduck":
             raise parsing.unknown_property("health", sub, ("lameduck",))
         parsing.arg_count(sub, 1, 1, "lameduck DURATION")
         lameduck = parsing.duration(sub.args[0])
-    return HealthConfig(address, lameduck)
+    return HealthConfig(address, lameduck, unusable)
 
 
 SPEC = PluginSpec("health", parse, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 from collections.abc import Callable
@@ -338,14 +339,14 @@ class KubernetesPlugin:
             self._count_nxdomain(request, index, zone)
         if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
             memo.deny()  # the answer now holds upstream data with its own lifetime
-            reply = await self._chase(request, reply, result.chase)
+            reply = await chase(self._lookup, request, reply, result.chase)
         else:
             note = memo.get()
             if note is not None:
-                note.allow(self._still_valid(index, result.deps))
+                note.allow(self.still_valid(index, result.deps))
         return reply
 
-    def _still_valid(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> Callable[[], bool]:
+    def still_valid(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> Callable[[], bool]:
         """When bytes of this answer may be served again. Compare version numbers, never hold
         `index`: a memoised entry must not pin an old snapshot. While no publish happened the
         answer is valid outright; after one, it still is if none of its keys changed."""
@@ -391,20 +392,35 @@ class KubernetesPlugin:
         if note is not None:
             note.on_hit.extend(c.inc for c in counters)
 
-    async def _chase(self, request: Request, reply: Reply, target: str) -> Reply:
-        """Resolve an out-of-zone CNAME target through the server (normally `forward`)."""
-        try:
-            sub = request.with_question(target)
-        except ValueError:
-            return reply
-        try:
-            upstream = await self._lookup(sub)
-        except Exception as exc:  # the CNAME alone is still a correct answer
-            log.debug("kubernetes: looking up %s failed: %s", target, exc)
-            return reply
-        if upstream.rcode not in (NOERROR, NXDOMAIN):
-            return reply
-        return replace(reply, answer=reply.answer + upstream.answer, tc=reply.tc or upstream.tc)
+
+# How many CNAME lookups through the server the current query is inside: an ExternalName
+# Service and a load balancer hostname may point at each other's names (a loop across plugins).
+_chase_depth: contextvars.ContextVar[int] = contextvars.ContextVar("kdns_chase_depth", default=0)
+
+
+async def chase(lookup: Handler, request: Request, reply: Reply, target: str) -> Reply:
+    """Resolve an out-of-zone CNAME target through the server (normally `forward`) and append
+    its records to `reply`; on failure, or past MAX_CHAIN nested lookups, the CNAME alone is
+    still a correct answer (the client follows it)."""
+    depth = _chase_depth.get()
+    if depth >= answer.MAX_CHAIN:
+        return reply
+    try:
+        sub = request.with_question(target)
+    except ValueError:
+        return reply
+    token = _chase_depth.set(depth + 1)
+    try:
+        upstream = await lookup(sub)
+    except Exception as exc:
+        log.debug("looking up CNAME target %s failed: %s", target, exc)
+        return reply
+    finally:
+        _chase_depth.reset(token)
+    if upstream.rcode not in (NOERROR, NXDOMAIN):
+        return reply
+    extra = tuple(r for r in upstream.answer if r not in reply.answer)
+    return replace(reply, answer=reply.answer + extra, tc=reply.tc or upstream.tc)
 
 
 def build(config: KubernetesConfig, ctx: BuildContext) -> KubernetesPlugin:

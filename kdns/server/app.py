@@ -208,6 +208,8 @@ class App:
                 ("prometheus", "/metrics", self.exposition.handle),
             ):
                 entry = block.get(name)
+                if entry is not None and getattr(entry.config, "unusable", None):
+                    raise OSError(entry.config.unusable)  # a port only listening can refuse
                 if entry is not None:
                     wanted.setdefault(entry.config.address, {})[path] = handler
             entry = block.get("ready")

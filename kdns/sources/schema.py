@@ -60,6 +60,9 @@ _SERVICE_SPEC = _names(
 _SERVICE_PORT = _names("name port protocol targetPort nodePort appProtocol")
 _IMPORT_SPEC = _names("ips type ports sessionAffinity sessionAffinityConfig")
 _IMPORT_TYPES = ("ClusterSetIP", "Headless")
+_SERVICE_STATUS = _names("loadBalancer conditions")
+_LOAD_BALANCER = _names("ingress")
+_INGRESS = _names("ip hostname ipMode ports")
 _PORT = _names("name port protocol appProtocol")
 _SLICE = _names("apiVersion kind metadata addressType endpoints ports")
 _ENDPOINT = _names(
@@ -176,6 +179,28 @@ def _service(obj: Mapping[str, Any]) -> Iterator[Problem]:
             continue
         # An ExternalName Service answers with its name and never reads a cluster IP.
         yield Problem(where, f"{_dotted(where)} {ip!r} is not an IP address", not external)
+    yield from _external_addresses(spec, obj.get("status"))
+
+
+def _external_addresses(spec: dict[str, Any], status: Any) -> Iterator[Problem]:
+    """spec.externalIPs and status.loadBalancer.ingress, which k8s_external serves: a bad
+    address is skipped (the Service still serves its cluster names)."""
+    ips: list[tuple[Path, Any]] = [
+        (("spec", "externalIPs", i), ip) for i, ip in _items(spec.get("externalIPs"))
+    ]
+    if isinstance(status, dict):
+        yield from _fields(status, _SERVICE_STATUS, ("status",))
+        lb = status.get("loadBalancer")
+        yield from _fields(lb, _LOAD_BALANCER, ("status", "loadBalancer"))
+        ingress = lb.get("ingress") if isinstance(lb, dict) else None
+        for i, entry in _items(ingress):
+            where: Path = ("status", "loadBalancer", "ingress", i)
+            yield from _fields(entry, _INGRESS, where)
+            if isinstance(entry, dict) and entry.get("ip"):
+                ips.append(((*where, "ip"), entry["ip"]))
+    for where, ip in ips:
+        if not _is_ip(ip):
+            yield Problem(where, f"{_dotted(where)} {ip!r} is not an IP address: skipped", False)
 
 
 def _service_import(obj: Mapping[str, Any]) -> Iterator[Problem]:

@@ -9,6 +9,7 @@ security context the Dockerfile's numeric user relies on.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -191,6 +192,18 @@ def test_autoscaling_components_render_and_own_the_replica_count(
         linear = yaml.safe_load(params["data"]["linear"])
         assert linear["coresPerReplica"] == 256 and linear["nodesPerReplica"] == 16
         assert linear["min"] >= 2 and linear["preventSinglePointFailure"] is True
+
+
+def test_monitoring_component_ships_the_dashboard(tmp_path: Path) -> None:
+    docs = with_component(tmp_path, "monitoring")
+    for doc in docs:
+        validate(doc, "deploy/ + monitoring")
+    cm = one(docs, "ConfigMap", "kdns-dashboard")
+    assert cm["metadata"]["namespace"] == "kube-system"
+    # Grafana's dashboard sidecar selects ConfigMaps by this label.
+    assert cm["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    shipped = DEPLOY / "monitoring" / "kdns-dashboard.json"
+    assert json.loads(cm["data"]["kdns-dashboard.json"]) == json.loads(shipped.read_text())
 
 
 # --- Cross-references -------------------------------------------------------------------------

@@ -30,15 +30,12 @@ PENDING: dict[str, tuple[str, ...]] = {
     "aks-custom-rewrite.Corefile": ("rewrite",),
     "coredns-blog-custom-dns-file.Corefile": ("rewrite", "file"),
     "coredns-blog-custom-dns-rewrite.Corefile": ("rewrite",),
-    "coredns-docs-k8s_external-fallthrough.Corefile": ("k8s_external",),
-    "coredns-docs-k8s_external-transfer.Corefile": ("k8s_external", "transfer"),
-    "coredns-docs-k8s_external.Corefile": ("k8s_external",),
+    "coredns-docs-k8s_external-transfer.Corefile": ("transfer",),
     "kubespray-nodelocaldns-docs-options.Corefile": ("https://",),
     # Its docs' values `cache 0` and `denial 0` are refused by CoreDNS too (cache setup tests).
     "kubespray-coredns-docs-options.Corefile": (
         "https://",
         "rewrite",
-        "k8s_external",
         "cache TTL must be",
         "denial capacity must be",
     ),

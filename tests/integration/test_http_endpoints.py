@@ -178,11 +178,26 @@ async def test_http_address_in_use_fails_start_cleanly(tmp_path: Path) -> None:
         assert other.listeners == {} and other.http.sites == {}
 
 
+@pytest.mark.parametrize("address", ["bla:a", "127.0.0.1:99999"])
+async def test_health_port_is_refused_when_listening_not_when_reading(
+    tmp_path: Path, address: str
+) -> None:
+    """As CoreDNS: `health HOST:PORT` reads whatever PORT says; the server that would listen
+    there fails to start, saying where and why, and leaves nothing open."""
+    (tmp_path / "snap.yaml").write_text(SNAPSHOT)
+    text = corefile(ports()).replace("PORT", str(free_port()))
+    text = text.replace(text.split("health ")[1].split("\n")[0], address)
+    config = from_text(text, str(tmp_path / "Corefile"))  # `kdns check` accepts it
+    app = App(config)
+    with pytest.raises(OSError, match=r"Corefile:4: invalid port .*health cannot listen there"):
+        await app.activate(config)
+    assert app.listeners == {} and app.http.sites == {}
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
         ("health 8080", "missing port"),
-        ("health :99999", "invalid port"),
         ("ready :8181 {\n monitor sometimes\n}", "monitor type"),
         ("reload 1s", "below the minimum"),
         ("reload 10s 500ms", "below the minimum"),

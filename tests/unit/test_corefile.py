@@ -145,7 +145,7 @@ def test_syntax_errors_name_the_line(text: str, line: int, message: str) -> None
             2,
             "namespaces and namespace_labels cannot both be set",
         ),
-        ("  bind eth0\n", 2, "interface"),
+        ("  bind nosuchif0\n", 2, "nor an interface of this host"),
         ("  bind 300.1.1.1\n", 2, "invalid IP address"),
         ("  errors {\n    consolidate 5 x\n  }\n", 3, "needs a unit"),
         ("  errors {\n    consolidate 5m (\n  }\n", 3, "invalid regular expression"),
@@ -226,3 +226,14 @@ def test_parenthesised_arguments_are_not_snippets() -> None:
     # Only an unquoted `(name)` starting a line outside every block defines a snippet.
     d = corefile.parse('.:53 {\n  x "(0)"\n  y (1)\n  (2) z\n}\n')[0].directives
     assert [(x.name, x.values) for x in d] == [("x", ["(0)"]), ("y", ["(1)"]), ("(2)", ["z"])]
+
+
+def test_unix_key_is_checked_but_not_served(caplog: pytest.LogCaptureFixture) -> None:
+    """CoreDNS 1.14 reads `unix://` as a transport it makes no server for: the Corefile loads,
+    that block serves nothing, and its directives are still checked."""
+    cfg = from_text("unix:// {\n loop\n}\n.:1053 {\n errors\n}\n")
+    assert [(b.zones, b.port) for b in cfg.blocks] == [((".",), 1053)]
+    assert "nothing is served" in caplog.text
+    with pytest.raises(CorefileError) as exc:
+        from_text("unix:// {\n loop here\n}\n")
+    assert exc.value.line == 2

@@ -183,9 +183,15 @@ def test_generated_corefile_round_trips(
 
 @pytest.mark.parametrize(
     "text",
-    [".:¹ {\n errors\n}\n", ".:53 {\n forward . 127.0.0.1:¹\n}\n", ".:53 {\n health :¹\n}\n"],
+    [".:¹ {\n errors\n}\n", ".:53 {\n forward . 127.0.0.1:¹\n}\n", ".:53 {\n ready :¹\n}\n"],
 )
 def test_unicode_digits_are_not_a_port(text: str) -> None:
     # '¹'.isdigit() is True but int('¹') raises ValueError: found by the token-soup test.
     with pytest.raises(CorefileError, match="port"):
         from_text(text, FILE)
+
+
+def test_unicode_digits_in_a_health_port_are_refused_when_listening() -> None:
+    # As CoreDNS, `health` takes any HOST:PORT when read; the port is refused at listen time.
+    entry = from_text(".:53 {\n health :¹\n}\n", FILE).blocks[0].get("health")
+    assert entry is not None and "invalid port" in str(entry.config.unusable)

@@ -41,41 +41,6 @@ _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
         "forward: TestSetupMaxAge (line 801)",
         "forward: TestSetupMaxAge (line 806)",
     ),
-    "serve_stale refresh arguments (stale TTL, verify timeout, recheck) not implemented yet": (
-        "cache: TestServeStale (line 135)",
-        "cache: TestServeStale (line 136)",
-        "cache: TestServeStale (line 137)",
-        "cache: TestServeStale (line 138)",
-        "cache: TestServeStale (line 139)",
-        "cache: TestServeStale (line 140)",
-        "cache: TestServeStale (line 141)",
-        "cache: TestServeStale (line 142)",
-        "cache: TestServeStale (line 143)",
-        "cache: TestServeStale (line 144)",
-        "cache: TestServeStaleFailureRecheck (line 197)",
-        "cache: TestServeStaleFailureRecheck (line 198)",
-        "cache: TestServeStaleFailureRecheck (line 199)",
-        "cache: TestServeStaleFailureRecheck (line 200)",
-    ),
-    "serve_stale_policy not implemented yet": (
-        "cache: TestServeStalePolicy (line 235)",
-        "cache: TestServeStalePolicy (line 236)",
-    ),
-    "kdns checks the health port when parsing; CoreDNS only fails when it listens": (
-        "health: TestSetupHealth (line 21)",
-    ),
-    "server block key unix:// (the Go test sets it directly; kdns serves dns:// only)": (
-        "loop: TestParseServerBlockKeys (line 29)",
-    ),
-    "loadbalance weighted FILE (weighted round robin) not implemented yet": (
-        "loadbalance: TestSetup (line 31)",
-        "loadbalance: TestSetup (line 32)",
-        "loadbalance: TestSetup (line 35)",
-    ),
-    "bind to an interface name not implemented yet": (
-        "bind: TestSetup (line 29)",
-        "bind: TestSetup (line 30)",
-    ),
 }
 PENDING: dict[str, str] = {rid: why for why, ids in _PENDING_GROUPS.items() for rid in ids}
 
@@ -130,7 +95,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_rows_are_unique_and_complete() -> None:
-    assert len(ROWS) == 441
+    assert len(ROWS) == 447
     ids = [row_id(r) for r in ROWS]
     assert len(set(ids)) == len(ids)
     assert set(PENDING) <= set(ids)

@@ -108,3 +108,40 @@ spec: {clusterIPs: [10.96.0.9, "fd00::zz"]}
         f"{F}:6: Endpoints default/old: subsets[0].addresses[1].ip 'not-an-ip' is not an "
         "IP address: skipped",
     )
+
+
+EXTERNAL = """\
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.20
+  externalIPs: [198.51.100.7, "::ffff:192.0.2.9"]
+  ports: [{name: http, port: 80, protocol: TCP, nodePort: 30080}]
+status:
+  conditions: []
+  loadBalancer:
+    ingress:
+    - {ip: 203.0.113.10, ipMode: VIP, ports: [{port: 80, protocol: TCP}]}
+    - {hostname: LB-1.elb.example.net}
+"""
+
+
+def test_external_addresses_of_a_service_are_read_without_warnings() -> None:
+    snap = static.parse(EXTERNAL, F)
+    assert snap.warnings == []
+    (web,) = snap.services
+    assert web.external_ips == ("198.51.100.7", "192.0.2.9", "203.0.113.10")
+    assert web.external_hosts == ("lb-1.elb.example.net.",)
+
+
+def test_bad_external_addresses_are_skipped_with_a_warning() -> None:
+    text = EXTERNAL.replace("198.51.100.7", "198.51.100.700").replace("ipMode", "ipmode")
+    snap = static.parse(text, F)
+    assert snap.warnings == [
+        f"{F}:6: Service shop/web: spec.externalIPs[0] '198.51.100.700' is not an IP address: "
+        "skipped",
+        f"{F}:12: Service shop/web: unknown field status.loadBalancer.ingress[0].ipmode "
+        "(did you mean ipMode?)",
+    ]
+    assert snap.services[0].external_ips == ("192.0.2.9", "203.0.113.10")

@@ -1,0 +1,279 @@
+"""`cache [TTL] [ZONES...] { ... }`: a response cache, as CoreDNS's `cache` plugin.
+
+Positive replies live for the smallest TTL in the reply, negative ones (NXDOMAIN, NODATA) per
+RFC 2308 (smallest of the SOA's TTL and MINIMUM), both clamped to [MINTTL, TTL]; SERVFAIL lives
+`servfail` seconds. Clients see the TTLs count down. The key is the case-folded name, type,
+class, DO and CD. Truncated replies are never stored.
+
+Answers written by the cluster index (`kubernetes`, `autopath`) are stored for at most their own
+TTL, never raised to MINTTL (`ttl 0` answers are not cached at all), and with the validity check
+the plugin gave (see `memo`): a cached cluster answer ends as soon as the index publishes a
+change to the objects it came from, so a new Service resolves, and a deleted one stops, at once
+rather than a TTL later. Forwarded answers keep their TTLs.
+
+Each tier is an LRU; once full, it admits a new name only on its second ask (`admission`).
+
+A reply served from an entry is labelled `plugin="cache"` in `coredns_dns_responses_total`, as
+CoreDNS labels it, and so are the fast path's re-serves of those bytes; the miss that filled the
+entry keeps the label of the plugin that wrote it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kdns import metrics
+from kdns.dns import names
+from kdns.dns.message import Reply, Request
+from kdns.dns.records import AXFR, IXFR
+from kdns.plugins import memo
+from kdns.plugins.base import BuildContext, Handler
+from kdns.plugins.cache.config import CacheConfig
+from kdns.plugins.cache.stale import Refresher, answers, refresh_stale, usable
+from kdns.plugins.cache.store import Entry, Key, Store, classify, minimal_ttl, set_ttl
+
+INDEX_PLUGINS = frozenset({"kubernetes", "autopath"})
+
+
+@dataclass(slots=True)
+class _Metrics:
+    requests: Any
+    misses: Any
+    prefetch: Any
+    stale: Any
+    hits: dict[str, Any] = field(default_factory=dict)
+    evictions: dict[str, Any] = field(default_factory=dict)
+
+
+class CachePlugin:
+    name = "cache"
+
+    def __init__(
+        self, config: CacheConfig, ctx: BuildContext, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.config = config
+        self.clock = loop_clock = clock or time.monotonic
+        reg = ctx.registry
+        base = (ctx.server, ",".join(config.zones), "")
+        typed = ("server", "type", "zones", "view")
+        plain = ("server", "zones", "view")
+
+        def child(name: str, doc: str, kind: str | None = None) -> Any:
+            if kind is None:
+                return metrics.counter(reg, name, doc, plain).labels(*base)
+            return metrics.counter(reg, name, doc, typed).labels(base[0], kind, *base[1:])
+
+        self.m = _Metrics(
+            requests=child("coredns_cache_requests_total", "The count of cache requests."),
+            misses=child("coredns_cache_misses_total", "The count of cache misses."),
+            prefetch=child("coredns_cache_prefetch_total", "Times an item was prefetched."),
+            stale=child("coredns_cache_served_stale_total", "Requests served from stale entries."),
+        )
+        entries = metrics.gauge(
+            reg, "coredns_cache_entries", "The number of elements in the cache.", typed
+        )
+        stale_window = config.serve_stale
+
+        def ttu(_key: Key, entry: Entry, _now: float) -> float:
+            return entry.stored + entry.ttl + stale_window
+
+        self.stores: dict[str, Store] = {}
+        for kind, tier in (("success", config.success), ("denial", config.denial)):
+            self.m.hits[kind] = child("coredns_cache_hits_total", "The count of cache hits.", kind)
+            self.m.evictions[kind] = child(
+                "coredns_cache_evictions_total", "The count of cache evictions.", kind
+            )
+            store = Store(tier.capacity, ttu, loop_clock, self.m.evictions[kind])
+            self.stores[kind] = store
+            entries.labels(base[0], kind, *base[1:]).set_function(store.__len__)
+        self.refresher = Refresher(loop_clock)
+        self._tasks = self.refresher.tasks
+        # A positive answer, even stale, before a denial of the same name (needs serve_stale).
+        self._prefer_positive = config.prefer_positive and config.serve_stale > 0
+
+    def key(self, request: Request) -> Key:
+        return (request.name, request.qtype, request.qclass, request.do, request.cd)
+
+    def _get(self, key: Key) -> Entry | None:
+        if self._prefer_positive:
+            positive = self.stores["success"].get(key)
+            if positive is not None and positive.reply.answer:
+                return positive
+        return self.stores["denial"].get(key) or self.stores["success"].get(key)
+
+    async def __call__(self, request: Request, call_next: Handler) -> Reply:
+        cfg = self.config
+        if request.qtype in (AXFR, IXFR) or names.longest_zone(request.name, cfg.zones) is None:
+            return await call_next(request)
+        self.m.requests.inc()
+        now = self.clock()
+        key = self.key(request)
+        entry = self._get(key)
+        if entry is not None and entry.valid is not None and not entry.valid():
+            self.stores[entry.kind].pop(key)  # what it was derived from has changed
+            entry = None
+        if entry is not None:
+            age = now - entry.stored
+            if age < entry.ttl:
+                hit = self.m.hits[entry.kind]
+                hit.inc()
+                if cfg.prefetch:
+                    memo.deny()  # every hit counts towards prefetching: take the full path
+                    if self._should_prefetch(entry, now, age):
+                        self._prefetch(key, entry, request, call_next)
+                else:
+                    self._memo_hit(entry, age, hit)
+                return self._serve(entry, age)
+            memo.deny()  # stale: each answer must trigger a refresh
+            if cfg.serve_stale and age < entry.ttl + cfg.serve_stale:
+                fresh = await self._stale(key, entry, request, call_next)
+                if fresh is not None:
+                    return fresh
+                self.m.stale.inc()
+                return self._serve_stale(entry, self.clock() - entry.stored)
+        self.m.misses.inc()
+        reply = await self._fetch(key, request, call_next)
+        stored = self._get(key)
+        if stored is not None and stored.filled is reply and not cfg.prefetch:
+            self._memo_hit(stored, self.clock() - stored.stored, self.m.hits[stored.kind])
+        return reply
+
+    def _memo_hit(self, entry: Entry, age: float, hit: Any) -> None:
+        """Let the dispatcher re-serve these bytes until the shown TTL would tick down."""
+        note = memo.get()
+        if note is None:
+            return
+        left = entry.ttl - age
+        note.allow(entry.valid)
+        note.credit = CachePlugin.name  # re-serves of these bytes are cache hits
+        now = time.monotonic()
+        note.bound(now + left)
+        if not self.config.keepttl:
+            note.count_down(now - age, int(age))  # the fast path re-stamps TTLs each second
+        requests = self.m.requests
+
+        def counted(hits: int) -> None:
+            requests.inc(hits)
+            hit.inc(hits)
+
+        note.on_hit.append(counted)
+
+    def _serve(self, entry: Entry, age: float) -> Reply:
+        if self.config.keepttl:
+            return entry.reply
+        return entry.reply.aged(int(age))
+
+    def _should_prefetch(self, entry: Entry, now: float, age: float) -> bool:
+        cfg = self.config
+        if now - entry.last_hit > cfg.prefetch_window:
+            entry.hits = 0
+        entry.hits += 1
+        entry.last_hit = now
+        if entry.refreshing or entry.hits < cfg.prefetch:
+            return False
+        threshold = math.ceil(cfg.prefetch_percentage / 100 * entry.ttl)
+        return entry.ttl - int(age) <= threshold
+
+    def _prefetch(self, key: Key, entry: Entry, request: Request, call_next: Handler) -> None:
+        async def run() -> Reply:
+            reply = await self._fetch(key, request, call_next, hits=entry.hits)
+            self.m.prefetch.inc()
+            return reply
+
+        self.refresher.start(entry, run, 0.0, f"cache prefetch {request.qname}")
+
+    async def _stale(
+        self, key: Key, entry: Entry, request: Request, call_next: Handler
+    ) -> Reply | None:
+        """A fresh reply for a request that found only a stale entry, or None: serve it."""
+
+        async def run() -> Reply | None:
+            reply = await self._fetch(key, request, call_next, keep=usable)
+            return reply if usable(reply) else None  # a failure keeps the stale entry
+
+        def now_fresh() -> Reply | None:
+            current = self._get(key)
+            if current is None or self.clock() - current.stored >= current.ttl:
+                return None
+            return self._serve(current, self.clock() - current.stored)
+
+        name = f"cache refresh {request.qname}"
+        fresh = await refresh_stale(self.config, self.refresher, entry, run, now_fresh, name)
+        if fresh is not None and self._prefer_positive and entry.kind == "success":
+            return fresh if answers(fresh) else None
+        return fresh
+
+    def _serve_stale(self, entry: Entry, age: float) -> Reply:
+        if self.config.stale_ttl:
+            return set_ttl(entry.reply, self.config.stale_ttl)
+        return self._serve(entry, age)
+
+    async def _fetch(
+        self,
+        key: Key,
+        request: Request,
+        call_next: Handler,
+        hits: int = 0,
+        keep: Callable[[Reply], bool] | None = None,
+    ) -> Reply:
+        """Ask the next plugin and store its reply (only if `keep` says so, where given)."""
+        note = memo.get()
+        mark = len(note.checks) if note is not None else 0
+        reply = await call_next(request)
+        if keep is not None and not keep(reply):
+            return reply
+        # The validity checks the plugins that answered gave for re-serving this reply.
+        valid = memo.every(note.checks[mark:]) if note is not None else None
+        return self.store(key, request.name, reply, self.clock(), hits, valid)
+
+    def store(
+        self,
+        key: Key,
+        name: str,
+        reply: Reply,
+        now: float,
+        hits: int = 0,
+        valid: Callable[[], bool] | None = None,
+    ) -> Reply:
+        """Remember `reply` if it may be cached; returns what the client should see."""
+        cfg = self.config
+        kind = classify(reply)
+        if kind is None or reply.tc:
+            return reply
+        if kind == "servfail":
+            # A failed refresh must not push out a (stale) good answer (RFC 8767).
+            if cfg.servfail <= 0 or key in self.stores["success"]:
+                return reply
+            ttl: float = cfg.servfail
+            kind = "denial"
+        else:
+            disabled = cfg.disable_success if kind == "success" else cfg.disable_denial
+            if disabled and names.longest_zone(name, disabled) is not None:
+                return reply
+            tier = cfg.success if kind == "success" else cfg.denial
+            ttl = minimal_ttl(reply, kind)
+            if reply.plugin not in INDEX_PLUGINS:
+                ttl = max(ttl, tier.min_ttl)
+            ttl = min(ttl, tier.max_ttl)
+            if ttl <= 0:
+                return reply
+        shown = reply if cfg.keepttl else set_ttl(reply, int(ttl))
+        # What each hit answers with: the same records, written by the cache.
+        served = shown.with_records(shown.answer, shown.authority, shown.additional, self.name)
+        entry = Entry(served, shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
+        if kind == "success" or not self._prefer_positive:
+            other = "denial" if kind == "success" else "success"
+            self.stores[other].pop(key, None)
+        self.stores[kind][key] = entry
+        return shown
+
+    async def stop(self) -> None:
+        await self.refresher.stop()
+
+
+def build(config: CacheConfig, ctx: BuildContext) -> CachePlugin:
+    return CachePlugin(config, ctx)

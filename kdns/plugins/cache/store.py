@@ -1,0 +1,137 @@
+"""The cache's entries and their LRU store, and how a reply is classified and timed."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kdns.admission import Doorkeeper
+from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply
+from kdns.dns.records import OPT, SOA
+from kdns.plugins.cache.config import MIN_TTL
+
+Key = tuple[str, int, int, bool, bool]
+
+
+@dataclass(slots=True)
+class Entry:
+    reply: Reply  # TTLs already capped to `ttl` (unless keepttl), labelled plugin="cache"
+    filled: Reply  # the same reply as the miss that stored it returned it (its writer's label)
+    stored: float
+    ttl: float  # seconds it is fresh
+    kind: str  # "success" or "denial"
+    hits: int = 0
+    last_hit: float = 0.0
+    refreshing: bool = False
+    # While the answer may be served (the kubernetes plugin's "my index still says this"):
+    # a cluster answer ends when the objects it came from change, not when its TTL does.
+    valid: Callable[[], bool] | None = None
+    # The refresh under way, for stale requests that wait for it instead of asking again.
+    refresh: asyncio.Task[Reply | None] | None = None
+    # After a failed refresh of a stale entry: no new attempt before this (cache clock).
+    retry_after: float = 0.0
+
+
+class Store:
+    """Least-recently-used entries, each with its own expiry, all in O(1).
+
+    cachetools' TLRUCache did this job, at ~60 µs per insert once full (its expiry heap and
+    linked list, in Python); every query that misses pays an insert, so at 10,000 names it
+    doubled the cost of a miss. An insertion-ordered dict moved on each hit is the LRU order;
+    an expired entry is dropped when it is next read or reaches the old end.
+
+    Once full, a new key is admitted only if it was offered before (a Doorkeeper): a flood of
+    names asked once then neither grows memory nor evicts the names asked all day.
+    """
+
+    def __init__(
+        self, capacity: int, ttu: Callable[[Key, Entry, float], float], clock: Any, evicted: Any
+    ) -> None:
+        self.capacity = capacity
+        self._ttu = ttu
+        self._clock = clock
+        self._evicted = evicted
+        self._data: OrderedDict[Key, tuple[float, Entry]] = OrderedDict()
+        self.doorkeeper = Doorkeeper()
+
+    def get(self, key: Key) -> Entry | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[0] <= self._clock():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return item[1]
+
+    def __contains__(self, key: Key) -> bool:
+        item = self._data.get(key)
+        return item is not None and item[0] > self._clock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def pop(self, key: Key, default: None = None) -> Entry | None:
+        item = self._data.pop(key, None)
+        return item[1] if item is not None else default
+
+    def __setitem__(self, key: Key, entry: Entry) -> None:
+        now = self._clock()
+        expires = self._ttu(key, entry, now)
+        data = self._data
+        if expires <= now:
+            data.pop(key, None)
+            return
+        if key in data:
+            data[key] = (expires, entry)
+            data.move_to_end(key)
+            return
+        if len(data) >= self.capacity and not self.doorkeeper.seen_before(key):
+            return
+        while len(data) >= self.capacity > 0:
+            _, (old_expiry, _) = data.popitem(last=False)
+            if old_expiry > now:
+                self._evicted.inc()  # a live entry pushed out (expired ones just go)
+        if self.capacity > 0:
+            data[key] = (expires, entry)
+
+
+def classify(reply: Reply) -> str | None:
+    """success, denial, servfail, or None for replies never cached."""
+    if reply.rcode == NOERROR:
+        return "success" if reply.answer or _delegation(reply) else "denial"
+    if reply.rcode == NXDOMAIN:
+        return "denial"
+    if reply.rcode == SERVFAIL:
+        return "servfail"
+    return None
+
+
+def _delegation(reply: Reply) -> bool:
+    return any(r.rtype == 2 for r in reply.authority) and not any(
+        r.rtype == SOA for r in reply.authority
+    )
+
+
+def minimal_ttl(reply: Reply, kind: str) -> int:
+    """Smallest TTL in the reply; for denials the SOA MINIMUM counts too (RFC 2308)."""
+    ttls = []
+    for rr in (*reply.answer, *reply.authority, *reply.additional):
+        if rr.rtype == OPT:
+            continue
+        ttls.append(rr.ttl)
+        if kind == "denial" and rr.rtype == SOA and len(rr.rdata) >= 4:
+            ttls.append(struct.unpack("!I", rr.rdata[-4:])[0])
+    return min(ttls) if ttls else MIN_TTL
+
+
+def set_ttl(reply: Reply, ttl: int) -> Reply:
+    return reply.with_records(
+        tuple(r.with_ttl(ttl) for r in reply.answer),
+        tuple(r.with_ttl(ttl) for r in reply.authority),
+        tuple(r.with_ttl(ttl) for r in reply.additional),
+    )
