@@ -41,6 +41,7 @@ class Options:
     ignore_empty_service: bool = False
     noendpoints: bool = False
     server_ips: tuple[str, ...] = ()
+    multicluster: tuple[str, ...] = ()  # zones answered from ServiceImports
 
     @property
     def primary_zone(self) -> str:
@@ -322,6 +323,15 @@ def _service_items(
             ctx.items.append(Item(ip, -1, base))
 
 
+def shape(
+    index: ClusterIndex, opts: Options, qname: str, qtype: int, zone_text: str, items: list[Item]
+) -> Answer:
+    """The answer for `items` found for `qname` (NXDOMAIN if none): for other name forms of a
+    zone, such as multicluster ones, that resolve names to items their own way."""
+    ctx = _Ctx(index, opts, names.normalize(zone_text), zone_text, items)
+    return _shape(ctx, qname, qtype) if items else _negative(ctx, NXDOMAIN)
+
+
 def _shape(ctx: _Ctx, qname: str, qtype: int) -> Answer:
     ttl = ctx.opts.ttl
     items = ctx.items
@@ -510,8 +520,8 @@ def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer
         if target in seen:
             chase = None
             break
-        if names.longest_zone(target, opts.zones) is None:
-            break
+        if names.longest_zone(target, opts.zones) in (None, *opts.multicluster):
+            break  # resolved by the caller (a multicluster zone's names: kdns.cluster.multicluster)
         seen.add(target)
         nxt = answer(index, opts, chase, qtype)
         if nxt.chase is not None and len(chain) >= MAX_CHAIN:

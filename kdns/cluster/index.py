@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from kdns.cluster.cowmap import CowMap
-from kdns.cluster.objects import Key, Namespace, Pod, Port, Service, Slice
+from kdns.cluster.imports import ClusterAddress, ImportsBuilder
+from kdns.cluster.objects import Key, Namespace, Pod, Port, Service, ServiceImport, Slice
 
-KINDS = ("Namespace", "Service", "EndpointSlice", "Pod")
+KINDS = ("Namespace", "Service", "EndpointSlice", "Pod", "ServiceImport")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,9 @@ class ClusterIndex:
     # ("", namespace), last changed: an answer that depends only on those stays valid across
     # publishes that touch other objects (the fast path keeps serving it).
     versions: Mapping[Key, int] = field(default_factory=dict)
+    # Multicluster (kdns.cluster.imports): ServiceImports and their clusterset endpoints.
+    imports: Mapping[Key, ServiceImport] = field(default_factory=dict)
+    import_addresses: Mapping[Key, tuple[ClusterAddress, ...]] = field(default_factory=dict)
     synced: bool = False
     serial: int = 0
     generation: int = 0
@@ -92,6 +96,7 @@ class IndexBuilder:
         self._ns_dirty: set[str] = set()
         self._versions: CowMap[Key, int] = CowMap()
         self._synced_kinds: set[str] = set()
+        self._imports = ImportsBuilder()
         self._required_kinds: set[str] = {"Namespace", "Service", "EndpointSlice"}
         self._changed = True
         self._serial = int(clock())
@@ -111,8 +116,10 @@ class IndexBuilder:
     def synced(self) -> bool:
         return self._required_kinds <= self._synced_kinds
 
-    def upsert(self, obj: Service | Slice | Pod | Namespace) -> None:
-        if isinstance(obj, Service):
+    def upsert(self, obj: Service | Slice | Pod | Namespace | ServiceImport) -> None:
+        if isinstance(obj, ServiceImport):
+            self._imports.upsert_import(obj)
+        elif isinstance(obj, Service):
             old = self._services.get(obj.key)
             if old == obj:
                 return  # e.g. an update of fields DNS does not read (annotations, selector)
@@ -132,6 +139,7 @@ class IndexBuilder:
                 self._ext_owners[ip] = (*self._ext_owners.get(ip, ()), obj.key)
             self._dirty.add(obj.key)
         elif isinstance(obj, Slice):
+            self._imports.upsert_slice(obj)
             old_slice = self._slices.get(obj.key)
             if old_slice == obj:
                 return
@@ -172,7 +180,10 @@ class IndexBuilder:
                     self._svc_namespaces_stale = True
                     self._ns_dirty.add(namespace)
             self._dirty.add(key)
+        elif kind == "ServiceImport":
+            self._imports.delete_import(key)
         elif kind == "EndpointSlice":
+            self._imports.delete_slice(key)
             old_slice = self._slices.pop(key, None)
             if old_slice is not None:
                 self._unlink_slice(old_slice)
@@ -183,11 +194,16 @@ class IndexBuilder:
         elif kind == "Namespace" and self._namespaces.pop(name, None) is not None:
             self._ns_dirty.add(name)
 
-    def replace_all(self, kind: str, objects: Iterable[Service | Slice | Pod | Namespace]) -> None:
+    def replace_all(
+        self, kind: str, objects: Iterable[Service | Slice | Pod | Namespace | ServiceImport]
+    ) -> None:
         """Make `kind` hold exactly `objects` (a relist): what is missing was deleted meanwhile."""
         fresh = list(objects)
-        if kind == "Service":
-            keep: set[tuple[str, str]] = {o.key for o in fresh if isinstance(o, Service)}
+        if kind == "ServiceImport":
+            keep: set[tuple[str, str]] = {o.key for o in fresh if isinstance(o, ServiceImport)}
+            existing = self._imports.import_keys()
+        elif kind == "Service":
+            keep = {o.key for o in fresh if isinstance(o, Service)}
             existing = list(self._services)
         elif kind == "EndpointSlice":
             keep = {o.key for o in fresh if isinstance(o, Slice)}
@@ -207,7 +223,7 @@ class IndexBuilder:
     # -- publishing --------------------------------------------------------------------------
     def publish(self) -> ClusterIndex:
         """A new snapshot if anything changed since the last one, else the current one."""
-        if not self._changed:
+        if not self._changed and not self._imports.changed:
             return self.current
         self._generation += 1
         for key in self._dirty:
@@ -221,6 +237,7 @@ class IndexBuilder:
             self._svc_namespaces = frozenset(self._svc_ns_count)
             self._svc_namespaces_stale = False
         self._changed = False
+        imports, import_addresses = self._imports.freeze()
         self._serial = max(self._serial + 1, int(self._clock()))
         self.current = ClusterIndex(
             services=self._services.freeze(),
@@ -232,6 +249,8 @@ class IndexBuilder:
             external_ip_owners=self._ext_owners.freeze(),
             endpoint_ip_owners=self._ep_owners.freeze(),
             versions=self._versions.freeze(),
+            imports=imports,
+            import_addresses=import_addresses,
             synced=self.synced,
             serial=self._serial,
             generation=self._generation,
@@ -290,4 +309,5 @@ class IndexBuilder:
             "endpointslices": len(self._slices),
             "pods": len(self._pods),
             "namespaces": len(self._namespaces),
+            "serviceimports": len(self._imports),
         }

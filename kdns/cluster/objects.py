@@ -14,6 +14,9 @@ from datetime import datetime
 from typing import Any
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# Multi-Cluster Services API (KEP-1645): EndpointSlices that back a ServiceImport.
+MC_SERVICE_NAME_LABEL = "multicluster.kubernetes.io/service-name"
+MC_SOURCE_CLUSTER_LABEL = "multicluster.kubernetes.io/source-cluster"
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 Key = tuple[str, str]  # (namespace, name)
@@ -64,6 +67,8 @@ class Slice:
     endpoints: tuple[Endpoint, ...]
     ports: tuple[Port, ...]
     trigger_time: float | None
+    mc_service: str = ""  # the ServiceImport it backs (multicluster label), "" if none
+    cluster: str = ""  # lower-case id of the cluster it comes from (multicluster label)
 
     @property
     def key(self) -> Key:
@@ -72,6 +77,26 @@ class Slice:
     @property
     def service_key(self) -> Key:
         return (self.namespace, self.service)
+
+    @property
+    def import_key(self) -> Key:
+        return (self.namespace, self.mc_service)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceImport:
+    """A multicluster.x-k8s.io ServiceImport: a service of the clusterset."""
+
+    namespace: str
+    name: str
+    headless: bool  # spec.type Headless (else ClusterSetIP)
+    ips: tuple[str, ...]
+    ports: tuple[Port, ...]
+    labels: tuple[tuple[str, str], ...]
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +229,9 @@ def _trigger_time(meta: Mapping[str, Any]) -> float | None:
 def slice_from(obj: Mapping[str, Any]) -> Slice:
     meta = _meta(obj)
     labels = meta.get("labels") or {}
-    service = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, Mapping) else None
+    if not isinstance(labels, Mapping):
+        labels = {}
+    service = labels.get(SERVICE_NAME_LABEL)
     endpoints = []
     for ep in obj.get("endpoints") or ():
         if not isinstance(ep, Mapping):
@@ -235,6 +262,24 @@ def slice_from(obj: Mapping[str, Any]) -> Slice:
         endpoints=tuple(endpoints),
         ports=_ports(obj.get("ports")),
         trigger_time=_trigger_time(meta),
+        mc_service=str(labels.get(MC_SERVICE_NAME_LABEL) or ""),
+        cluster=str(labels.get(MC_SOURCE_CLUSTER_LABEL) or "").lower(),
+    )
+
+
+def service_import_from(obj: Mapping[str, Any]) -> ServiceImport:
+    meta = _meta(obj)
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise ObjectError("spec is not a mapping")
+    ips = tuple(ip for ip in (_ip(x) for x in spec.get("ips") or ()) if ip)
+    return ServiceImport(
+        namespace=str(meta.get("namespace") or "default"),
+        name=meta["name"],
+        headless=str(spec.get("type") or "") == "Headless",
+        ips=ips,
+        ports=_ports(spec.get("ports")),
+        labels=_labels(meta),
     )
 
 

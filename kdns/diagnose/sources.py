@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from kdns import hostport
 from kdns.cluster import answer as cluster_answer
+from kdns.cluster import multicluster
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.search import GLIBC, Outcome
 from kdns.config import BlockConfig, Config
@@ -108,9 +109,13 @@ class Offline:
         b = self._block_for(name)
         if b is None:
             return Outcome(None, unknown=True, note="no server block serves this name")
-        if b.options is None or b.index is None or names.longest_zone(name, b.zones) is None:
+        zone = names.longest_zone(name, b.zones)
+        if b.options is None or b.index is None or zone is None:
             return Outcome(None, unknown=True, note=UPSTREAM_UNKNOWN)
-        result = cluster_answer.lookup(b.index, b.options, qname, qtype)
+        if zone in b.options.multicluster:
+            result = multicluster.lookup(b.index, b.options, qname, qtype)
+        else:
+            result = cluster_answer.lookup(b.index, b.options, qname, qtype)
         reply = result.reply
         falls = b.fallthrough is not None and (
             not b.fallthrough or names.longest_zone(name, b.fallthrough) is not None

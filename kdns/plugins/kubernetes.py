@@ -1,7 +1,8 @@
 """`kubernetes [ZONES...] { ... }`: answer cluster names from the index, as CoreDNS's plugin.
 
 Options follow CoreDNS's README: endpoint, kubeconfig, tls, namespaces, namespace_labels, labels,
-pods, endpoint_pod_names, ttl, noendpoints, fallthrough, ignore empty_service, startup_timeout.
+pods, endpoint_pod_names, ttl, noendpoints, fallthrough, ignore empty_service, startup_timeout,
+multicluster (names of those zones come from ServiceImports: kdns.cluster.multicluster).
 `snapshot FILE` is kdns's own: serve a file of Kubernetes objects instead of an API server.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kdns import metrics
-from kdns.cluster import answer, search, transfer
+from kdns.cluster import answer, multicluster, search, transfer
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Key
@@ -57,9 +58,9 @@ PROPERTIES = (
     "apiserver_qps",
     "apiserver_burst",
     "apiserver_max_inflight",
+    "multicluster",
 )
 NOT_YET = (
-    "multicluster",
     "zonal",
     "transfer",
     "resyncperiod",
@@ -71,7 +72,7 @@ class KubernetesConfig:
     options: answer.Options
     fallthrough: tuple[str, ...] | None = None  # None: off; (): every zone
     snapshot: str | None = None
-    endpoint: str | None = None
+    endpoints: tuple[str, ...] = ()  # `endpoint URL...`: the API server, then its fail-overs
     kubeconfig: str | None = None
     context: str | None = None
     tls: tuple[str, str, str] | None = None
@@ -80,6 +81,10 @@ class KubernetesConfig:
     @property
     def needs_pods(self) -> bool:
         return self.options.pods == "verified"
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.endpoints[0] if self.endpoints else None
 
 
 def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
@@ -124,11 +129,15 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         elif name == "fallthrough":
             cfg["fallthrough"] = parsing.zones(args, ())
         elif name == "endpoint":
-            parsing.arg_count(sub, 1, 1, "endpoint URL")
-            url = args[0].text
-            if not url.startswith(("http://", "https://")):
-                raise args[0].error(f"endpoint must be an http:// or https:// URL, got {url!r}")
-            cfg["endpoint"] = url
+            if not args:
+                raise sub.error("wrong number of arguments for endpoint: usage: endpoint URL...")
+            for tok in args:
+                if not tok.text.startswith(("http://", "https://")):
+                    raise tok.error(
+                        f"endpoint must be an http:// or https:// URL, got {tok.text!r}"
+                    )
+            # Several URLs: the API servers of one cluster, used in turn when one is unreachable.
+            cfg["endpoints"] = tuple(t.text for t in args)
         elif name == "kubeconfig":
             parsing.arg_count(sub, 1, 2, "kubeconfig KUBECONFIG [CONTEXT]")
             cfg["kubeconfig"] = str(base_dir / args[0].text)
@@ -142,6 +151,15 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         elif name == "snapshot":
             parsing.arg_count(sub, 1, 1, "snapshot FILE")
             cfg["snapshot"] = str(base_dir / args[0].text)
+        elif name == "multicluster":
+            # Without zones it is accepted and does nothing, as in CoreDNS.
+            for tok in args:
+                for zone in parsing.zone(tok):
+                    if zone not in zones:
+                        raise tok.error(
+                            f"kubernetes: is not authoritative for the multicluster zone {zone}"
+                        )
+            opts["multicluster"] = parsing.zones(args, ())
         elif name.startswith("apiserver_"):
             # client-go's request throttles: kdns makes one list and one watch per resource
             # kind, so there is nothing for them to limit.
@@ -170,7 +188,7 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         raise d.error("kubernetes: namespaces and namespace_labels cannot both be set")
     if opts.get("pods") is None:
         opts["pods"] = "disabled"
-    if cfg.get("snapshot") and (cfg.get("endpoint") or cfg.get("kubeconfig")):
+    if cfg.get("snapshot") and (cfg.get("endpoints") or cfg.get("kubeconfig")):
         raise d.error("kubernetes: snapshot cannot be combined with endpoint or kubeconfig")
     return KubernetesConfig(options=answer.Options(**opts), **cfg)
 
@@ -218,6 +236,8 @@ class KubernetesPlugin(Service, Readiness):
         kinds = {"Namespace", "Service", "EndpointSlice"}
         if self.config.needs_pods:
             kinds.add("Pod")
+        if self.options.multicluster:
+            kinds.add("ServiceImport")
         self.builder.require(kinds)
         self.index: ClusterIndex = self.builder.current
         self._lookup = ctx.lookup
@@ -313,7 +333,10 @@ class KubernetesPlugin(Service, Readiness):
         if zone is None or request.qclass != rr.CLASS_IN:
             return await call_next(request)
         index = self.index  # one consistent snapshot for this lookup
-        result = answer.lookup(index, self.options, request.qname, request.qtype)
+        if zone in self.options.multicluster:
+            result = multicluster.lookup(index, self.options, request.qname, request.qtype)
+        else:
+            result = answer.lookup(index, self.options, request.qname, request.qtype)
         reply = result.reply
         if reply.rcode == NXDOMAIN:
             if self._falls_through(request.name):

@@ -1,4 +1,5 @@
-"""Talking to the Kubernetes API: connection settings, the client, errors, pacing and backoff.
+"""Talking to the Kubernetes API: connection settings, the client, errors, pacing, backoff,
+fail-over between API servers, and the lines of a watch stream.
 
 The reflectors in kdns.sources.kubernetes use these; the settings come from the `kubernetes`
 directive (`endpoint`, `kubeconfig [CONTEXT]`, `tls`), or the pod's service account.
@@ -8,16 +9,19 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
 from kdns.cluster.answer import Options
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+MAX_LINE = 64 * 1024 * 1024  # one watch event; a larger line is a broken stream
 
 
 class ApiSettings(Protocol):
@@ -36,6 +40,8 @@ class ApiSettings(Protocol):
 class SourceSettings(ApiSettings, Protocol):
     """What the reflectors read besides the connection: selectors, and whether Pods are needed."""
 
+    @property
+    def endpoints(self) -> tuple[str, ...]: ...
     @property
     def options(self) -> Options: ...
     @property
@@ -67,6 +73,32 @@ class ApiError(Exception):
 
 class Expired(Exception):
     """The resourceVersion (or continue token) is too old: relist."""
+
+
+class Failover:
+    """The API server URLs of `endpoint URL URL...`, used one at a time.
+
+    Every reflector calls the current URL; a connection failure there moves all of them to the
+    next one, round robin. The URLs are API servers of one cluster: they share their storage, so
+    resource versions stay valid across a switch (if not, the watch gets 410 and relists).
+    """
+
+    def __init__(self, urls: tuple[str, ...]) -> None:
+        self.urls = tuple(u.rstrip("/") for u in urls)
+        self._at = 0
+
+    @property
+    def current(self) -> str:
+        return self.urls[self._at]
+
+    def failed(self, url: str) -> str | None:
+        """A call to `url` could not reach it: the URL to use now, or None when there is no
+        other, or another reflector already moved on from `url` (the failures of one outage
+        switch once)."""
+        if len(self.urls) < 2 or url != self.current:
+            return None
+        self._at = (self._at + 1) % len(self.urls)
+        return self.current
 
 
 class Backoff:
@@ -119,3 +151,29 @@ async def make_api_client(config: ApiSettings) -> k8s_client.ApiClient:
     if config.tls:
         cfg.cert_file, cfg.key_file, cfg.ssl_ca_cert = config.tls
     return k8s_client.ApiClient(configuration=cfg)
+
+
+async def watch_lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Newline-delimited lines of any length (aiohttp's readline stops at 128 KiB)."""
+    pending: list[bytes] = []
+    size = 0
+    async for chunk in stream.iter_any():
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            size += len(chunk)
+            if size > MAX_LINE:
+                raise ValueError(f"watch event larger than {MAX_LINE} bytes")
+            continue
+        if pending:
+            chunk = b"".join((*pending, chunk))
+            pending.clear()
+        *complete, rest = chunk.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+        if rest:
+            pending.append(rest)
+        size = len(rest)
+    tail = b"".join(pending)
+    if tail.strip():
+        yield tail

@@ -1,15 +1,17 @@
 """Live Kubernetes source: list + watch reflectors over kubernetes-asyncio, feeding the index.
 
-One reflector per resource (Namespaces, Services, EndpointSlices, and Pods when a mode needs
-them) runs the loop client-go's reflector runs, because kubernetes-asyncio's `Watch` never
-relists (it retries a 410 once at the same expired version, then raises):
+One reflector per resource (Namespaces, Services, EndpointSlices, Pods when a mode needs them,
+ServiceImports with `multicluster`) runs the loop client-go's reflector runs, because
+kubernetes-asyncio's `Watch` never relists (it retries a 410 once at the same expired version,
+then raises):
 
     list (paged) -> replace the kind in the index -> mark synced
     watch from the list's resourceVersion, with bookmarks and a server-side timeout
       - stream ends normally        -> watch again from the last version seen
       - 410 Expired (event or HTTP) -> relist; replace_all applies deletions made in the gap
       - 401/403                     -> log the RBAC hint once, back off
-      - network error, stall        -> back off (exponential, jittered), watch again
+      - network error, stall        -> back off (exponential, jittered), watch again; with
+                                       several `endpoint` URLs, go on with the next one
 
 The client's HTTP calls are used with `_preload_content=False`, so list bodies and watch lines
 are parsed straight into dicts and projected to slim objects; no generated models are built.
@@ -26,7 +28,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,32 +39,36 @@ from prometheus_client import CollectorRegistry
 from kdns import heap, metrics
 from kdns.cluster import objects
 from kdns.cluster.index import IndexBuilder
-from kdns.cluster.objects import Key, Namespace, ObjectError, Pod, Service, Slice
+from kdns.cluster.objects import Key, Namespace, ObjectError, Pod, Service, ServiceImport, Slice
 from kdns.sources.kubeapi import (
     DEFAULT_TIMING,
     ApiError,
     Backoff,
     Expired,
+    Failover,
     SourceSettings,
     Timing,
     make_api_client,
     status_message,
+    watch_lines,
 )
 
 log = logging.getLogger("kdns.kubernetes")
 
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
-MAX_LINE = 64 * 1024 * 1024  # one watch event; a larger line is a broken stream
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # CoreDNS: 1 ms to ~17 min
 
-Projection = Service | Slice | Pod | Namespace
+Projection = Service | Slice | Pod | Namespace | ServiceImport
+# The Multi-Cluster Services API group: a CRD, read through the custom objects API.
+MCS_GROUP, MCS_VERSION = "multicluster.x-k8s.io", "v1alpha1"
+API_GROUPS = {"core": '"" (core)', "discovery": "discovery.k8s.io", "custom": MCS_GROUP}
 
 
 @dataclass(frozen=True, slots=True)
 class Resource:
     kind: str
     plural: str
-    api: str  # "core" or "discovery"
+    api: str  # "core", "discovery" or "custom" (MCS_GROUP)
     list_method: str
     convert: Callable[[Mapping[str, Any]], Projection]
     label_selector: str | None = None
@@ -91,6 +97,7 @@ class KubernetesSource:
         self.timing = timing or DEFAULT_TIMING
         self.watch_pods = config.needs_pods
         self._api: k8s_client.ApiClient | None = None
+        self.failover = Failover(config.endpoints) if len(config.endpoints) > 1 else None
         self._flush: asyncio.TimerHandle | None = None
         self._publish_cost = 0.0
         self._published_at = 0.0
@@ -148,6 +155,19 @@ class KubernetesSource:
                     field_selector=POD_FIELD_SELECTOR,
                 )
             )
+        if opts.multicluster:
+            # As CoreDNS: watched only when a zone is multicluster (the CRD may not exist
+            # otherwise), with the same `labels` selector as Services.
+            out.append(
+                Resource(
+                    "ServiceImport",
+                    "serviceimports",
+                    "custom",
+                    "list_cluster_custom_object",
+                    objects.service_import_from,
+                    label_selector=labels,
+                )
+            )
         return out
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -165,6 +185,8 @@ class KubernetesSource:
                     delay,
                 )
                 await asyncio.sleep(delay)
+        if self.failover is not None:
+            self._api.configuration.host = self.failover.current
         log.info("kubernetes: using API server %s", self._api.configuration.host)
         try:
             async with asyncio.TaskGroup() as tg:
@@ -189,6 +211,7 @@ class KubernetesSource:
         rv: str | None = None
         expired_streak = 0
         while True:
+            host = (self._api.configuration.host or "") if self._api is not None else ""
             try:
                 if rv is None:
                     rv = await self._list(res)
@@ -208,13 +231,19 @@ class KubernetesSource:
                 rv = None
             except ApiError as exc:
                 delay = backoff.next()
-                if exc.status in (401, 403):
+                if exc.status in (401, 403) or (exc.status == 404 and res.api == "custom"):
                     self._log_denied(res, exc)
                 else:
+                    if exc.status >= 500:
+                        delay = self._fail_over(host, delay)
                     log.warning("kubernetes: %s: %s (retrying in %.1fs)", res.plural, exc, delay)
                 await asyncio.sleep(delay)
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 delay = backoff.next()
+                # Only a server that cannot be reached: a quiet watch that timed out, or a
+                # broken stream, says nothing about the host.
+                if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+                    delay = self._fail_over(host, delay)
                 log.warning(
                     "kubernetes: %s: API server unreachable or stream broken: %s (retrying in "
                     "%.1fs; serving the last known data)",
@@ -231,12 +260,35 @@ class KubernetesSource:
                 rv = None
                 await asyncio.sleep(delay)
 
+    def _fail_over(self, host: str, delay: float) -> float:
+        """`host` did not answer: with several `endpoint` URLs, move every reflector to the
+        next one and retry at once. Returns how long to wait before retrying."""
+        if self.failover is None or self._api is None:
+            return delay
+        nxt = self.failover.failed(host)
+        if nxt is not None:
+            log.warning("kubernetes: API server %s unreachable; switching to %s", host, nxt)
+            self._api.configuration.host = nxt
+        if self._api.configuration.host != host:
+            return min(delay, self.timing.backoff_initial)  # a fresh server: no reason to wait
+        return delay
+
     def _log_denied(self, res: Resource, exc: ApiError) -> None:
         if res.plural in self._denied_logged:
             log.debug("kubernetes: %s still denied: %s", res.plural, exc)
             return
         self._denied_logged.add(res.plural)
-        group = "discovery.k8s.io" if res.api == "discovery" else '"" (core)'
+        group = API_GROUPS[res.api]
+        if exc.status == 404:
+            log.error(
+                "kubernetes: %s not found (%s): multicluster needs the ServiceImport CRD of "
+                "%s/%s installed. Retrying with backoff.",
+                res.plural,
+                exc,
+                MCS_GROUP,
+                MCS_VERSION,
+            )
+            return
         log.error(
             "kubernetes: access to %s denied (%s). kdns needs list and watch on %s in API "
             "group %s: check the ClusterRole bound to its ServiceAccount (see "
@@ -249,11 +301,14 @@ class KubernetesSource:
 
     def _call(self, res: Resource, **kw: Any) -> Any:
         assert self._api is not None
-        api: Any = (
-            k8s_client.DiscoveryV1Api(self._api)
-            if res.api == "discovery"
-            else k8s_client.CoreV1Api(self._api)
-        )
+        api: Any
+        if res.api == "custom":
+            api = k8s_client.CustomObjectsApi(self._api)
+            kw.update(group=MCS_GROUP, version=MCS_VERSION, plural=res.plural)
+        elif res.api == "discovery":
+            api = k8s_client.DiscoveryV1Api(self._api)
+        else:
+            api = k8s_client.CoreV1Api(self._api)
         if res.label_selector:
             kw["label_selector"] = res.label_selector
         if res.field_selector:
@@ -346,7 +401,7 @@ class KubernetesSource:
         progressed = False
         try:
             await self._check(resp)
-            async for line in _lines(resp.content):
+            async for line in watch_lines(resp.content):
                 try:
                     event = json.loads(line)
                 except ValueError:
@@ -428,29 +483,3 @@ class KubernetesSource:
                 # As CoreDNS: only headless services' DNS depends on endpoints.
                 if svc is not None and svc.headless:
                     self._latency.observe(max(0.0, now - trigger))
-
-
-async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Newline-delimited lines of any length (aiohttp's readline stops at 128 KiB)."""
-    pending: list[bytes] = []
-    size = 0
-    async for chunk in stream.iter_any():
-        if b"\n" not in chunk:
-            pending.append(chunk)
-            size += len(chunk)
-            if size > MAX_LINE:
-                raise ValueError(f"watch event larger than {MAX_LINE} bytes")
-            continue
-        if pending:
-            chunk = b"".join((*pending, chunk))
-            pending.clear()
-        *complete, rest = chunk.split(b"\n")
-        for line in complete:
-            if line.strip():
-                yield line
-        if rest:
-            pending.append(rest)
-        size = len(rest)
-    tail = b"".join(pending)
-    if tail.strip():
-        yield tail

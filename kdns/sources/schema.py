@@ -4,7 +4,8 @@ A misspelled field (`externalname:`, `clusterIp:`) or a kind kdns does not know 
 otherwise make a Service vanish without a word. `check` walks the parts of an object that kdns
 reads and says, for each problem, where it is (a path of keys and list indexes from the object)
 and whether the object can still be served. It is pure: the snapshot loader turns paths into
-file lines. Field tables follow the Kubernetes API (core/v1, discovery/v1).
+file lines. Field tables follow the Kubernetes API (core/v1, discovery/v1) and the Multi-Cluster
+Services API (multicluster.x-k8s.io/v1alpha1 ServiceImport).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-READ_KINDS = ("Namespace", "Service", "EndpointSlice", "Pod", "Endpoints")
+READ_KINDS = ("Namespace", "Service", "EndpointSlice", "Pod", "Endpoints", "ServiceImport")
 
 # Built-in kinds a `kubectl get ... -o yaml` dump holds next to the ones kdns reads: skipped
 # quietly. Any other kind is named, since it is most often a typo of one kdns reads.
@@ -57,6 +58,8 @@ _SERVICE_SPEC = _names(
     "trafficDistribution",
 )
 _SERVICE_PORT = _names("name port protocol targetPort nodePort appProtocol")
+_IMPORT_SPEC = _names("ips type ports sessionAffinity sessionAffinityConfig")
+_IMPORT_TYPES = ("ClusterSetIP", "Headless")
 _SERVICE_STATUS = _names("loadBalancer conditions")
 _LOAD_BALANCER = _names("ingress")
 _INGRESS = _names("ip hostname ipMode ports")
@@ -151,6 +154,8 @@ def check(kind: str, obj: Mapping[str, Any]) -> list[Problem]:
         out.extend(_endpoints(obj))
     elif kind == "Pod":
         out.extend(_pod(obj))
+    elif kind == "ServiceImport":
+        out.extend(_service_import(obj))
     if not out:
         return out
     label = label_of(kind, obj)
@@ -196,6 +201,25 @@ def _external_addresses(spec: dict[str, Any], status: Any) -> Iterator[Problem]:
     for where, ip in ips:
         if not _is_ip(ip):
             yield Problem(where, f"{_dotted(where)} {ip!r} is not an IP address: skipped", False)
+
+
+def _service_import(obj: Mapping[str, Any]) -> Iterator[Problem]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        yield Problem((), "a ServiceImport needs a spec", True)
+        return
+    yield from _fields(spec, _IMPORT_SPEC, ("spec",))
+    for i, port in _items(spec.get("ports")):
+        yield from _fields(port, _PORT, ("spec", "ports", i))
+    if spec.get("type") not in _IMPORT_TYPES:
+        got = spec.get("type")
+        yield Problem(
+            ("spec", "type"), f"spec.type must be ClusterSetIP or Headless, got {got!r}", True
+        )
+    for i, ip in _items(spec.get("ips")):
+        if not _is_ip(ip):
+            at: Path = ("spec", "ips", i)
+            yield Problem(at, f"{_dotted(at)} {ip!r} is not an IP address", True)
 
 
 def _dotted(where: Path) -> str:

@@ -1,6 +1,7 @@
 """A cluster snapshot file: ordinary Kubernetes objects in YAML or JSON, reloaded when it changes.
 
-The file holds Namespaces, Services, EndpointSlices, Pods (and legacy v1 Endpoints), as
+The file holds Namespaces, Services, EndpointSlices, Pods (and legacy v1 Endpoints, and
+ServiceImports for `multicluster`), as
 multi-document YAML or a `kind: List`, exactly as `kubectl get -o yaml` prints them. Other kinds are
 skipped. Mistakes in the objects (kdns.sources.schema) are reported at their lines, all in one
 pass: warnings leave the file serving, errors refuse it and keep the last good snapshot serving.
@@ -24,7 +25,15 @@ import yaml
 from kdns import heap
 from kdns.cluster import objects
 from kdns.cluster.index import IndexBuilder
-from kdns.cluster.objects import Endpoint, Namespace, ObjectError, Pod, Service, Slice
+from kdns.cluster.objects import (
+    Endpoint,
+    Namespace,
+    ObjectError,
+    Pod,
+    Service,
+    ServiceImport,
+    Slice,
+)
 from kdns.sources import schema
 
 log = logging.getLogger("kdns.snapshot")
@@ -64,6 +73,7 @@ class Snapshot:
     services: list[Service] = field(default_factory=list)
     slices: list[Slice] = field(default_factory=list)
     pods: list[Pod] = field(default_factory=list)
+    imports: list[ServiceImport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # `file:line: message`, served anyway
 
     def load_into(self, builder: IndexBuilder) -> None:
@@ -71,13 +81,15 @@ class Snapshot:
         builder.replace_all("Service", self.services)
         builder.replace_all("EndpointSlice", self.slices)
         builder.replace_all("Pod", self.pods)
-        for kind in ("Namespace", "Service", "EndpointSlice", "Pod"):
+        builder.replace_all("ServiceImport", self.imports)
+        for kind in ("Namespace", "Service", "EndpointSlice", "Pod", "ServiceImport"):
             builder.mark_synced(kind)
 
     def summary(self) -> str:
+        imports = f", {len(self.imports)} serviceimports" if self.imports else ""
         return (
             f"{len(self.services)} services, {len(self.slices)} endpointslices, "
-            f"{len(self.pods)} pods, {len(self.namespaces)} namespaces"
+            f"{len(self.pods)} pods, {len(self.namespaces)} namespaces{imports}"
         )
 
 
@@ -145,6 +157,8 @@ def _add(snap: Snapshot, obj: Any, doc: int, where: schema.Path, found: list[_Fo
             snap.slices.append(objects.slice_from(obj))
         elif kind == "Pod":
             snap.pods.append(objects.pod_from(obj))
+        elif kind == "ServiceImport":
+            snap.imports.append(objects.service_import_from(obj))
         else:
             snap.slices.extend(_endpoints_to_slices(obj))
     except (ObjectError, AttributeError, TypeError) as exc:

@@ -361,15 +361,19 @@ def test_config_volume_reaches_the_pod_and_updates(rendered: list[Doc]) -> None:
     assert keys.get(relative, relative) in one(rendered, "ConfigMap")["data"]
 
 
-def test_rbac_grants_only_list_and_watch(rendered: list[Doc]) -> None:
-    role = one(rendered, "ClusterRole", "system:kdns")
-    granted = {
+def grants(role: Doc) -> set[tuple[str, str, str]]:
+    return {
         (group, resource, verb)
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
+
+
+def test_rbac_grants_only_list_and_watch(rendered: list[Doc]) -> None:
+    role = one(rendered, "ClusterRole", "system:kdns")
+    granted = grants(role)
     assert granted == {
         (group, resource, verb)
         for group, resource in [
@@ -393,6 +397,28 @@ def test_rbac_grants_only_list_and_watch(rendered: list[Doc]) -> None:
     ]
     pod = one(rendered, "Deployment", "kdns")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == account["name"]
+
+
+def test_multicluster_component_grants_service_imports(tmp_path: Path) -> None:
+    """`multicluster ZONES` lists and watches ServiceImports; the component grants just that,
+    to the same ServiceAccount."""
+    docs = with_component(tmp_path, "multicluster")
+    for doc in docs:
+        validate(doc, "deploy/ + multicluster")
+    role = one(docs, "ClusterRole", "system:kdns-multicluster")
+    assert grants(role) == {
+        ("multicluster.x-k8s.io", "serviceimports", "list"),
+        ("multicluster.x-k8s.io", "serviceimports", "watch"),
+    }
+    assert grants(one(docs, "ClusterRole", "system:kdns")) == grants(
+        one(kustomize(DEPLOY), "ClusterRole", "system:kdns")
+    )
+    binding = one(docs, "ClusterRoleBinding", "system:kdns-multicluster")
+    assert binding["roleRef"]["name"] == "system:kdns-multicluster"
+    account = one(docs, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
 
 
 def test_deployment_is_a_critical_addon(rendered: list[Doc]) -> None:

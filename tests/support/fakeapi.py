@@ -1,7 +1,8 @@
 """An in-process fake Kubernetes API server (aiohttp) speaking the real list/watch protocol.
 
-It serves Services, EndpointSlices (discovery.k8s.io/v1), Namespaces and Pods to any client,
-notably the real kubernetes-asyncio one, with the wire behaviour kdns has to survive:
+It serves Services, EndpointSlices (discovery.k8s.io/v1), Namespaces, Pods and ServiceImports
+(multicluster.x-k8s.io/v1alpha1) to any client, notably the real kubernetes-asyncio one, with the
+wire behaviour kdns has to survive:
 
 - list: `{"kind": "<Kind>List", "metadata": {"resourceVersion", "continue"}, "items": [...]}`,
   paging with `limit` / `continue` served from a consistent snapshot (an expired continue token
@@ -39,7 +40,7 @@ class Resource:
     plural: str
     kind: str
     api_version: str
-    prefix: str  # "/api/v1" or "/apis/discovery.k8s.io/v1"
+    prefix: str  # "/api/v1" or "/apis/<group>/<version>"
     namespaced: bool = True
 
 
@@ -52,6 +53,12 @@ RESOURCES = {
         ),
         Resource("namespaces", "Namespace", "v1", "/api/v1", namespaced=False),
         Resource("pods", "Pod", "v1", "/api/v1"),
+        Resource(
+            "serviceimports",
+            "ServiceImport",
+            "multicluster.x-k8s.io/v1alpha1",
+            "/apis/multicluster.x-k8s.io/v1alpha1",
+        ),
     )
 }
 BY_KIND = {r.kind: r for r in RESOURCES.values()}

@@ -132,7 +132,12 @@ def test_syntax_errors_name_the_line(text: str, line: int, message: str) -> None
         ("  kubernetes cluster.local {\n    ttl soon\n  }\n", 3, "ttl must be a whole number"),
         ("  kubernetes {\n    pods maybe\n  }\n", 3, "pods must be disabled, insecure or verified"),
         ("  kubernetes {\n    podz insecure\n  }\n", 3, "unknown property 'podz' for kubernetes"),
-        ("  kubernetes {\n    multicluster clusterset.local\n  }\n", 3, "not supported yet"),
+        (
+            "  kubernetes {\n    multicluster clusterset.local\n  }\n",
+            3,
+            "is not authoritative for the multicluster zone clusterset.local.",
+        ),
+        ("  kubernetes {\n    zonal\n  }\n", 3, "not supported yet"),
         ("  kubernetes {\n    labels a in (\n  }\n", 3, "invalid labels"),
         ("  kubernetes\n  kubernetes\n", 3, "can only be used once per server block"),
         (

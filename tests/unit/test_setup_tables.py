@@ -26,14 +26,7 @@ ROWS: list[dict[str, Any]] = yaml.safe_load(DATA.read_text())
 # Rows kdns does not agree with yet, and why. The table test reports them; it fails on any
 # other disagreement, so a row leaves this list as soon as its directive supports it.
 _PENDING_GROUPS: dict[str, tuple[str, ...]] = {
-    "endpoint with several URLs: kdns talks to one API server URL": (
-        "kubernetes: TestKubernetesParse (line 70)",
-    ),
-    "multicluster (MCS API ServiceImports) not implemented yet": (
-        "kubernetes: TestKubernetesParseMulticluster (line 674)",
-        "kubernetes: TestKubernetesParseMulticluster (line 700)",
-    ),
-    "zonal names (pin/prefer._zone) not implemented yet": (
+    "zonal names (pin/prefer._zone): on CoreDNS master after v1.14.7 only, in no release": (
         "kubernetes: TestKubernetesParseZonal (line 839)",
     ),
 }
