@@ -31,6 +31,7 @@ from kdns.plugins import (
     prometheus,
     ready,
     reload,
+    rewrite,
     template,
     whoami,
 )
@@ -55,6 +56,7 @@ SPECS: tuple[PluginSpec, ...] = (
     chaos.SPEC,
     loadbalance.SPEC,
     cache.SPEC,
+    rewrite.SPEC,
     autopath.SPEC,
     minimal.SPEC,
     template.SPEC,

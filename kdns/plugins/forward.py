@@ -31,6 +31,7 @@ from kdns.dns.message import (
     NXDOMAIN,
     REFUSED,
     SERVFAIL,
+    EdnsOption,
     Reply,
     Request,
     rcode_name,
@@ -69,6 +70,8 @@ PROPERTIES = (
 NOT_SUPPORTED = ("max_idle_conns",)
 _RCODES = {"NOERROR": NOERROR, "SERVFAIL": SERVFAIL, "NXDOMAIN": NXDOMAIN, "REFUSED": REFUSED}
 _RCODES["FORMERR"] = FORMERR
+# EDNS0 options that concern one hop only (cookie, TCP keepalive, padding): never sent on.
+HOP_BY_HOP = frozenset([10, 11, 12])
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +337,10 @@ class ForwardPlugin:
         self._inflight += 1
         try:
             proto = "tcp" if cfg.force_tcp else "udp" if cfg.prefer_udp else request.proto
-            key = (request.name, request.qtype, request.qclass, request.do, request.cd, request.rd)
+            key = (
+                *(request.name, request.qtype, request.qclass, request.do, request.cd, request.rd),
+                _passed_options(request),
+            )
             task = self._shared.get(key)
             if task is None:
                 task = asyncio.create_task(self._forward(request, proto))
@@ -374,7 +380,8 @@ class ForwardPlugin:
         start = loop.time()
         deadline = start + cfg.timeout
         question = Question(
-            request.qname, request.qtype, request.qclass, request.rd, request.do, request.cd
+            *(request.qname, request.qtype, request.qclass, request.rd, request.do, request.cd),
+            _passed_options(request),
         )
         proxies = self._ordered()
         i = skipped = attempts = 0
@@ -424,6 +431,14 @@ class ForwardPlugin:
             await p.stop()
         for task in list(self._shared.values()):
             task.cancel()
+
+
+def _passed_options(request: Request) -> tuple[EdnsOption, ...]:
+    """The query's EDNS0 options the upstream gets too (what rewrite edns0 set among them),
+    as CoreDNS forwards the client's OPT record."""
+    if request.edns is None:
+        return ()
+    return tuple(o for o in request.edns.options if o[0] not in HOP_BY_HOP)
 
 
 @dataclass(frozen=True, slots=True)

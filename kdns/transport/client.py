@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 
 from kdns.dns import names, wire
-from kdns.dns.message import FLAG_QR
+from kdns.dns.message import FLAG_QR, EdnsOption
 from kdns.dns.wire import Message, WireError
 
 UPSTREAM_EDNS_SIZE = 1232  # DNS flag day 2020: no fragmentation on common paths
@@ -39,6 +39,7 @@ class Question:
     rd: bool = True
     do: bool = False
     cd: bool = False
+    options: tuple[EdnsOption, ...] = ()  # EDNS0 options sent along (the client's, rewrite's)
 
 
 def new_id() -> int:
@@ -55,6 +56,7 @@ def encode(question: Question, mid: int) -> bytes:
         do=question.do,
         cd=question.cd,
         qclass=question.qclass,
+        options=question.options,
     )
 
 

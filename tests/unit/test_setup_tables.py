@@ -137,7 +137,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_rows_are_unique_and_complete() -> None:
-    assert len(ROWS) == 441
+    assert len(ROWS) == 450
     ids = [row_id(r) for r in ROWS]
     assert len(set(ids)) == len(ids)
     assert set(PENDING) <= set(ids)
