@@ -4,10 +4,8 @@ harms nothing, fallthrough to a forwarder, and the coredns_hosts_* metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import dns.flags
@@ -15,34 +13,12 @@ import dns.rcode
 import pytest
 
 from kdns.plugins.hosts import HostsPlugin
-from tests.support.client import ask, rrs
+from tests.support.client import DIG, ask, dig, rrs
 from tests.support.http import scrape, series
 from tests.support.ports import free_port
 from tests.support.server import Running, running_kdns
 from tests.support.upstream import fake_upstream
 from tests.support.waiting import eventually
-
-DIG = shutil.which("dig")
-
-
-async def dig(port: int, *args: str) -> str:
-    """dig's output; run without blocking the loop that serves it."""
-    assert DIG is not None
-    proc = await asyncio.create_subprocess_exec(
-        DIG,
-        "@127.0.0.1",
-        "-p",
-        str(port),
-        "+time=2",
-        "+tries=1",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(10):
-        out, err = await proc.communicate()
-    assert proc.returncode == 0, err
-    return out.decode()
 
 
 def hosts_plugin(srv: Running) -> HostsPlugin:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+
 import dns.asyncquery
 import dns.edns
 import dns.flags
@@ -10,6 +13,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 TIMEOUT = 3.0
+DIG = shutil.which("dig")
 
 
 def make_query(
@@ -61,3 +65,17 @@ def rrs(msg: dns.message.Message, section: str = "answer") -> list[tuple[str, st
         for rd in rrset:
             out.append((rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype), rd.to_text()))
     return out
+
+
+async def dig(port: int, *args: str) -> str:
+    """dig's output; run without blocking the loop that serves it."""
+    assert DIG is not None
+    proc = await asyncio.create_subprocess_exec(
+        *(DIG, "@127.0.0.1", "-p", str(port), "+time=2", "+tries=1", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(10):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    return out.decode()

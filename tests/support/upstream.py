@@ -46,6 +46,7 @@ class FakeUpstream:
     received: list[tuple[str, str, str]] = field(default_factory=list)  # (qname, qtype, proto)
     peers: list[tuple[int, int]] = field(default_factory=list)  # (message ID, source port)
     sources: list[str] = field(default_factory=list)  # the client address of each query
+    queries: list[dns.message.Message] = field(default_factory=list)  # each query, decoded
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     _udp: asyncio.DatagramTransport | None = None
     _tcp: asyncio.Server | None = None
@@ -65,6 +66,7 @@ class FakeUpstream:
             return None
         if not query.question:
             return None
+        self.queries.append(query)
         q = query.question[0]
         qname = q.name.to_text().lower()
         qtype = dns.rdatatype.to_text(q.rdtype)
