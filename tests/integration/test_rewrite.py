@@ -204,6 +204,30 @@ async def test_ttl_rcode_and_class_rules_on_the_wire(tmp_path: Path) -> None:
         assert rrs(chaos) == [("example.org.", "A", "10.0.0.1")]
 
 
+async def test_cname_target_rewrite_looks_up_the_new_target(tmp_path: Path) -> None:
+    async with fake_upstream() as up:
+        up.add("old.cdn.example.", "A", "10.0.0.1")
+        up.add("new.cdn.example.", "A", "10.1.1.1")
+        corefile = f"""\
+.:PORT {{
+    bind 127.0.0.1
+    rewrite cname exact old.cdn.example. new.cdn.example.
+    template IN A corp.example {{
+        answer "{{{{ .Name }}}} 60 IN CNAME old.cdn.example."
+    }}
+    forward . 127.0.0.1:{up.port}
+}}
+"""
+        async with running_kdns(corefile, tmp_path) as srv:
+            for _ in range(2):
+                msg = await ask(srv.port, "www.corp.example.")
+                assert rrs(msg) == [
+                    ("www.corp.example.", "CNAME", "new.cdn.example."),
+                    ("new.cdn.example.", "A", "10.1.1.1"),
+                ]
+            assert ("new.cdn.example.", "A") in up.counts
+
+
 async def test_misuse_is_a_file_line_error_at_start(tmp_path: Path) -> None:
     corefile = ".:PORT {\n    bind 127.0.0.1\n    rewrite name regex (.*\\.x {1}.y\n}\n"
     with pytest.raises(Exception, match=r"Corefile:3: invalid regex matching pattern"):

@@ -1,5 +1,5 @@
-"""`rewrite [continue|stop] name|type|class|edns0|ttl|rcode ...`: the question changed on its way
-to the plugins after rewrite, and their reply changed back, as CoreDNS's `rewrite` plugin.
+"""`rewrite [continue|stop] name|type|class|edns0|ttl|rcode|cname ...`: the question changed on
+its way to the plugins after rewrite, and their reply changed back, as CoreDNS's `rewrite`.
 
 Rules run in Corefile order (all `rewrite` lines of a block make one plugin). A rule that applies
 hands the rewritten request to the next rule if its mode is `continue`, or straight to the next
@@ -13,8 +13,8 @@ order of the rules that asked for them. A rewrite that yields an invalid name is
 
 Re-serving is safe: the cache and the fast path both sit before rewrite and key a reply by the
 client's question, and the reply they keep is the one already mapped back. Only rules whose
-effect depends on the client (edns0 {client_ip}, {client_port}, {protocol}, subnet) keep the
-reply off the fast path.
+effect depends on the client (edns0 {client_ip}, {client_port}, {protocol}, subnet) and a cname
+rule's lookup keep the reply off the fast path.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from kdns.dns.message import SERVFAIL, Reply, Request
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
 from kdns.plugins.rewrite import rules
-from kdns.plugins.rewrite.answers import ResponseRule
+from kdns.plugins.rewrite.cname import CnameRule, parse_cname
 from kdns.plugins.rewrite.edns0 import Edns0Rule, Site, parse_edns0
-from kdns.plugins.rewrite.rules import CONTINUE, STOP, Applied
+from kdns.plugins.rewrite.rules import CONTINUE, STOP, Applied, Undo
 
 log = logging.getLogger("kdns.rewrite")
 
-FIELDS = ("name", "type", "class", "edns0", "ttl", "rcode")
+FIELDS = ("name", "type", "class", "edns0", "ttl", "rcode", "cname")
 
 
 class Rule(Protocol):
@@ -96,7 +96,7 @@ def rule(d: Directive, tokens: list[Token]) -> Rule:
     if field == "answer":
         raise head.error("response rewrites must begin with a name rule")
     if field == "cname":
-        raise head.error("rewrite cname (CNAME target rewrites) is not supported yet")
+        return parse_cname(mode, head, args)
     raise head.error(f"invalid rule type {head.text!r} (expected one of: {', '.join(FIELDS)})")
 
 
@@ -108,15 +108,22 @@ def merge(first: tuple[Rule, ...], later: tuple[Rule, ...]) -> Any:
     return first + later  # one plugin, its rules in Corefile order
 
 
+def _placed(rule: Rule, site: Site, ctx: BuildContext) -> Rule:
+    """The rule with what only the built server knows: where it listens, how to look up."""
+    if isinstance(rule, Edns0Rule):
+        return replace(rule, site=site)
+    if isinstance(rule, CnameRule):
+        return replace(rule, lookup=ctx.lookup)
+    return rule
+
+
 class RewritePlugin:
     name = "rewrite"
 
     def __init__(self, config: tuple[Rule, ...], ctx: BuildContext) -> None:
         bound = [a for a in ctx.bind if a not in ("", "0.0.0.0", "::")]
         site = Site(bound[0] if len(bound) == 1 == len(ctx.bind) else None, ctx.block.port)
-        self.rules: tuple[Rule, ...] = tuple(
-            replace(r, site=site) if isinstance(r, Edns0Rule) else r for r in config
-        )
+        self.rules = tuple(_placed(r, site, ctx) for r in config)
         if site.ip is None and any(
             isinstance(r, Edns0Rule) and r.variable == "{server_ip}" for r in self.rules
         ):
@@ -129,7 +136,7 @@ class RewritePlugin:
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         work = request
-        undo: list[ResponseRule] = []
+        undo: list[Undo] = []
         per_client = False
         for r in self.rules:
             try:
@@ -148,7 +155,8 @@ class RewritePlugin:
             memo.deny()
         reply = await call_next(work)
         for response in reversed(undo):
-            reply = response(reply)
+            out = response(reply)
+            reply = out if isinstance(out, Reply) else await out
         return reply
 
 

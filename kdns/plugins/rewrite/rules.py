@@ -10,13 +10,14 @@ does (`prefix foo` matches `foo.` only, not `foobar.`).
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from dnslib import QTYPE
 
 from kdns.corefile import Token
 from kdns.dns import names
-from kdns.dns.message import Request
+from kdns.dns.message import Reply, Request
 from kdns.plugins.rewrite.answers import (
     ResponseRule,
     both,
@@ -60,7 +61,9 @@ RCODES = {
     "BADCOOKIE": 23,
 }
 
-Applied = tuple[Request, tuple[ResponseRule, ...]]
+# What undoes a rule on the reply: most rules map it at once; `cname` looks records up.
+Undo = Callable[[Reply], Reply | Awaitable[Reply]]
+Applied = tuple[Request, tuple[Undo, ...]]
 
 
 def compile_regex(tok: Token, replacement: str = "") -> re.Pattern[str]:

@@ -204,7 +204,8 @@ def test_refusals_say_what_is_wrong_and_where() -> None:
     assert "received: stop" in refusal("rewrite name stop a.tld b.svc.cluster.local")
     assert "rewrite stop name" in refusal("rewrite name stop a.tld b.svc.cluster.local")
     assert "invalid rule type 'foo'" in refusal("rewrite foo a b")
-    assert "not supported yet" in refusal("rewrite cname exact a. b.")
+    assert "unknown cname rewrite type" in refusal("rewrite cname fuzzy a. b.")
+    assert "for a cname rule" in refusal("rewrite cname a.")
     assert "only as `rewrite [continue|stop] { ... }`" in refusal("rewrite name a b {\n  x\n}")
     assert "cannot be combined" in refusal(
         "rewrite name regex (.*)\\.a {1}.b answer auto answer name (.*)\\.b {1}.a"
