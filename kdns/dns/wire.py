@@ -423,7 +423,7 @@ def encode_spans(request: Request, reply: Reply, spans: list[Span] | None) -> by
             # Options on a reply to a query without EDNS (acl's extended error): CoreDNS adds
             # the OPT it built with SetEdns0(4096, true), so the same is sent here.
             size, do = 4096, True
-        rdata = b"".join(struct.pack("!HH", c, len(d)) + d for c, d in reply.options)
+        rdata = options_rdata(reply.options)
         opt_ttl = (ext << 24) | (EDNS_DO if do else 0)
         opt = b"\x00" + _RR_FIXED.pack(OPT, size, opt_ttl, len(rdata)) + rdata
     buf = bytearray(12)
@@ -459,6 +459,11 @@ def encode_spans(request: Request, reply: Reply, spans: list[Span] | None) -> by
     return bytes(buf)
 
 
+def options_rdata(options: tuple[EdnsOption, ...]) -> bytes:
+    """The rdata of an OPT record holding `options` (code, length, data each)."""
+    return b"".join(struct.pack("!HH", c, len(d)) + d for c, d in options)
+
+
 def _register_question(writer: _Writer, qname: str) -> None:
     labels = names.split(qname)
     off = 12
@@ -487,6 +492,6 @@ def encode_query(
     out += names.to_wire(qname)
     out += _Q_FIXED.pack(qtype, qclass)
     if with_opt:
-        rdata = b"".join(struct.pack("!HH", c, len(d)) + d for c, d in options)
+        rdata = options_rdata(options)
         out += b"\x00" + _RR_FIXED.pack(OPT, edns_size, EDNS_DO if do else 0, len(rdata)) + rdata
     return bytes(out)

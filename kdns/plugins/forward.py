@@ -34,7 +34,6 @@ from kdns.dns.message import (
     REFUSED,
     SERVFAIL,
     Edns,
-    EdnsOption,
     Reply,
     Request,
     rcode_name,
@@ -187,18 +186,26 @@ def _health_check(sub: Directive, opts: dict[str, object]) -> None:
             raise tok.error(f"expected no_rec or domain FQDN, got {tok.text!r}")
 
 
+# EDNS0 options that concern one hop only (RFC 7873 cookie, RFC 7828 TCP keepalive, RFC 7830
+# padding): the client's are for this server, never sent on to the upstream.
+HOP_BY_HOP = frozenset([OPT_COOKIE, 11, 12])
+
+
+def upstream_edns(edns: Edns | None) -> Edns | None:
+    """The client's OPT record as the upstream gets it: buffer size, DO bit and options as
+    the client sent them (and as rewrite edns0 set them), less the hop-by-hop options; None
+    (no OPT record) when the client sent none."""
+    if edns is None or not any(code in HOP_BY_HOP for code, _ in edns.options):
+        return edns
+    kept = tuple(o for o in edns.options if o[0] not in HOP_BY_HOP)
+    return Edns(edns.udp_size, edns.version, edns.do, kept)
+
+
 def _share_key(request: Request) -> tuple[object, ...]:
-    """Queries that may share one upstream exchange: the same question, flags and EDNS record.
-    A client's DNS cookie is left out: it differs per client and the upstream's cookie in
-    the reply is not passed back, so it must not stop identical questions from sharing."""
-    edns = request.edns
-    if edns is not None and edns.has(OPT_COOKIE):
-        edns = Edns(edns.udp_size, edns.version, edns.do, _without_cookie(edns.options))
+    """Queries that may share one upstream exchange: the same question, flags and the EDNS
+    record the upstream gets (a client's cookie differs per client, so it is not part of it)."""
+    edns = upstream_edns(request.edns)
     return (request.name, request.qtype, request.qclass, request.cd, request.rd, edns)
-
-
-def _without_cookie(options: tuple[EdnsOption, ...]) -> tuple[EdnsOption, ...]:
-    return tuple(o for o in options if o[0] != OPT_COOKIE)
 
 
 class ForwardPlugin(Service):
@@ -332,7 +339,12 @@ class ForwardPlugin(Service):
         start = loop.time()
         deadline = start + cfg.timeout
         question = Question(
-            request.qname, request.qtype, request.qclass, request.rd, request.cd, request.edns
+            request.qname,
+            request.qtype,
+            request.qclass,
+            request.rd,
+            request.cd,
+            upstream_edns(request.edns),
         )
         proxies = self._ordered()
         i = skipped = attempts = 0

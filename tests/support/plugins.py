@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from kdns.config import from_text
 from kdns.dns import wire
-from kdns.dns.message import Reply, Request
-from kdns.dns.records import type_from_text
+from kdns.dns.message import NOERROR, Reply, Request
+from kdns.dns.records import RR, a, type_from_text
 from kdns.plugins.base import BlockInfo, BuildContext, Handler
 
 
@@ -50,3 +50,18 @@ def request(
     decoded = wire.decode_query(data, proto, client, 5353)
     assert isinstance(decoded, Request)
     return decoded
+
+
+class Recorder:
+    """A next plugin that keeps each request it is asked and answers `rcode` with `answer`
+    (default: an A record 127.0.0.1 for the name it was asked, as CoreDNS's test responder)."""
+
+    def __init__(self, answer: tuple[RR, ...] | None = None, rcode: int = NOERROR) -> None:
+        self.seen: list[Request] = []
+        self.answer = answer
+        self.rcode = rcode
+
+    async def __call__(self, req: Request) -> Reply:
+        self.seen.append(req)
+        answer = self.answer if self.answer is not None else (a(req.qname, 300, "127.0.0.1"),)
+        return Reply(self.rcode, answer, plugin="next")

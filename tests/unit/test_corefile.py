@@ -127,7 +127,8 @@ def test_syntax_errors_name_the_line(text: str, line: int, message: str) -> None
     ("body", "line", "message"),
     [
         ("  kubernets cluster.local\n", 2, 'unknown directive "kubernets"'),
-        ("  rewrite name a b\n", 2, 'directive "rewrite" is not supported yet'),
+        ("  route53 example.org.:Z1\n", 2, 'directive "route53" is not supported yet'),
+        ("  rewrite name a\n", 2, "too few arguments for a name rule"),
         ("  kubernetes cluster.local {\n    ttl 99999\n  }\n", 3, "ttl must be between 0 and 3600"),
         ("  kubernetes cluster.local {\n    ttl soon\n  }\n", 3, "ttl must be a whole number"),
         ("  kubernetes {\n    pods maybe\n  }\n", 3, "pods must be disabled, insecure or verified"),

@@ -94,7 +94,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_rows_are_unique_and_complete() -> None:
-    assert len(ROWS) == 469
+    assert len(ROWS) == 478
     ids = [row_id(r) for r in ROWS]
     assert len(set(ids)) == len(ids)
     assert set(PENDING) <= set(ids)
