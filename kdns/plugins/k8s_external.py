@@ -77,12 +77,6 @@ class ExternalPlugin:
         self.kubernetes = k8s
         self._lookup = ctx.lookup
 
-    def _falls_through(self, name: str) -> bool:
-        ft = self.config.fallthrough
-        if ft is None:
-            return False
-        return not ft or names.longest_zone(name, ft) is not None
-
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         zone = names.longest_zone(request.name, self.options.zones)
         if zone is None or request.qclass != rr.CLASS_IN:
@@ -92,7 +86,7 @@ class ExternalPlugin:
         result = external.answer(index, k8s.options, self.options, request.qname, request.qtype)
         reply = result.reply
         if reply.rcode == NXDOMAIN:
-            if self._falls_through(request.name):
+            if parsing.falls_through(self.config.fallthrough, request.name):
                 return await call_next(request)
             if not index.synced:
                 return replace(
