@@ -42,6 +42,7 @@ class Options:
     noendpoints: bool = False
     server_ips: tuple[str, ...] = ()
     multicluster: tuple[str, ...] = ()  # zones answered from ServiceImports
+    zonal: bool = False  # `<zone>.pin|prefer._zone.<svc>...` names (kdns.cluster.zonal)
 
     @property
     def primary_zone(self) -> str:
