@@ -98,6 +98,19 @@ async def test_zonal_names_over_udp_and_tcp(tmp_path: Path) -> None:
                     assert all(r.ttl == 5 for r in msg.answer), where
 
 
+async def test_an_external_name_to_a_zonal_name_is_followed(tmp_path: Path) -> None:
+    async with running_kdns(snapshot_corefile(tmp_path), tmp_path) as run:
+        for _ in range(3):
+            msg = await ask(run.port, "ext.testns.svc.cluster.local.")
+            assert msg.rcode() == dns.rcode.NOERROR
+            target = "us-west-2b.pin._zone." + HDLS
+            assert sorted(rrs(msg)) == [
+                ("ext.testns.svc.cluster.local.", "CNAME", target),
+                (target, "A", "172.0.0.2"),
+                (target, "A", "172.0.0.3"),
+            ]
+
+
 async def test_without_zonal_the_names_do_not_exist(tmp_path: Path) -> None:
     async with running_kdns(snapshot_corefile(tmp_path, option=""), tmp_path) as run:
         msg = await ask(run.port, "us-west-2a.pin._zone." + HDLS)

@@ -37,6 +37,10 @@ items:
   apiVersion: v1
   metadata: {name: empty, namespace: testns}
   spec: {clusterIP: None}
+- kind: Service
+  apiVersion: v1
+  metadata: {name: ext, namespace: testns}
+  spec: {type: ExternalName, externalName: us-west-2b.pin._zone.hdls.testns.svc.cluster.local}
 - apiVersion: discovery.k8s.io/v1
   kind: EndpointSlice
   metadata:
@@ -131,6 +135,7 @@ def test_srv_targets_are_the_endpoint_names(index: ClusterIndex) -> None:
     [
         "us-west-2a.pin._zone.ghost.testns.svc.cluster.local.",  # no such service
         "us-west-2a.pin._zone.clstr.testns.svc.cluster.local.",  # not headless
+        "us-west-2a.pin._zone.ext.testns.svc.cluster.local.",  # ExternalName
         "us-west-2a.florp._zone." + HDLS,  # unknown directive
         "pin._zone." + HDLS,  # no zone value: the stock too-long name
         "us-west-2a.pin.zone." + HDLS,
@@ -190,3 +195,11 @@ def test_a_zone_only_change_re_versions_the_service() -> None:
     assert after.versions[key] != before.versions[key]
     assert rdata(ask(after, "us-west-2c.pin._zone." + HDLS)) == ["172.0.0.1"]
     assert not ask(after, "us-west-2a.pin._zone." + HDLS).reply.answer
+
+
+def test_an_external_name_to_a_zonal_name_is_left_to_the_caller(index: ClusterIndex) -> None:
+    """The CNAME's target is a zonal name: the plugin resolves it through the server, where
+    this module answers it (answer.lookup alone would not know the name)."""
+    a = ask(index, "ext.testns.svc.cluster.local.")
+    assert a.chase == "us-west-2b.pin._zone.hdls.testns.svc.cluster.local."
+    assert [r.rtype for r in a.reply.answer] == [rr.CNAME]
