@@ -191,7 +191,8 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         # CoreDNS setup.go refuses the pair: one filter says which namespaces exist.
         raise d.error("kubernetes: namespaces and namespace_labels cannot both be set")
     if opts.get("zonal") and opts.get("noendpoints"):
-        # CoreDNS setup.go: zonal names are made of endpoints, which noendpoints does not read.
+        # As CoreDNS (its setup tests): zonal names are made of endpoints, which noendpoints
+        # does not read.
         raise d.error("kubernetes: zonal cannot be used with noendpoints")
     if opts.get("pods") is None:
         opts["pods"] = "disabled"

@@ -84,6 +84,7 @@ HDLS = "hdls.testns.svc.cluster.local."
         ("us-west-2a.pin._zone." + HDLS, ["172.0.0.1"]),  # 172.0.0.4 is not ready
         ("us-west-2b.pin._zone." + HDLS, ["172.0.0.2", "172.0.0.3"]),
         ("US-WEST-2B.pin._zone." + HDLS, ["172.0.0.2", "172.0.0.3"]),  # names ignore case
+        ("us-west-2a.PIN._ZONE.HDLS.testns.svc.Cluster.Local.", ["172.0.0.1"]),
         ("us-west-2a.prefer._zone." + HDLS, ["172.0.0.1"]),
         ("corp.example.com.pin._zone." + HDLS, ["172.0.0.5"]),  # a zone value with dots
         # prefer: an empty zone falls back to every ready endpoint.
@@ -96,7 +97,7 @@ HDLS = "hdls.testns.svc.cluster.local."
 def test_zone_selects_endpoints(index: ClusterIndex, name: str, want: list[str]) -> None:
     a = ask(index, name)
     assert a.reply.rcode == NOERROR and rdata(a) == want
-    assert all(r.name == name and r.ttl == 5 for r in a.reply.answer)
+    assert all(r.name == name and r.ttl == 5 for r in a.reply.answer)  # the case asked
 
 
 @pytest.mark.parametrize("qtype", [rr.A, rr.AAAA, rr.TXT, rr.SRV])
