@@ -42,6 +42,7 @@ class Options:
     noendpoints: bool = False
     server_ips: tuple[str, ...] = ()
     multicluster: tuple[str, ...] = ()  # zones answered from ServiceImports
+    zonal: bool = False  # `<zone>.pin|prefer._zone.<svc>...` names (kdns.cluster.zonal)
 
     @property
     def primary_zone(self) -> str:
@@ -522,6 +523,8 @@ def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer
             break
         if names.longest_zone(target, opts.zones) in (None, *opts.multicluster):
             break  # resolved by the caller (a multicluster zone's names: kdns.cluster.multicluster)
+        if opts.zonal and "._zone." in target:
+            break  # a zonal name (kdns.cluster.zonal), also resolved by the caller
         seen.add(target)
         nxt = answer(index, opts, chase, qtype)
         if nxt.chase is not None and len(chain) >= MAX_CHAIN:

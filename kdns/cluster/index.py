@@ -29,6 +29,8 @@ class Address:
     hostname: str
     pod_name: str
     ports: tuple[Port, ...]
+    # Part of the value, so a zone-only change re-versions the service (zonal answers read it).
+    zone: str = ""
 
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
@@ -68,7 +70,7 @@ def _addresses(service: Service, slices: Iterable[Slice]) -> tuple[Address, ...]
             if not ep.ready and not service.publish_not_ready:
                 continue
             for ip in ep.addresses:
-                out.append(Address(ip, ep.hostname, ep.pod_name, sl.ports))
+                out.append(Address(ip, ep.hostname, ep.pod_name, sl.ports, ep.zone))
     return tuple(out)
 
 

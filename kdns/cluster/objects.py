@@ -56,6 +56,7 @@ class Endpoint:
     hostname: str
     pod_name: str  # targetRef name when it is a Pod and under 64 characters
     ready: bool
+    zone: str = ""  # the topology zone it runs in (lower-case): `zonal` names select by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +253,7 @@ def slice_from(obj: Mapping[str, Any]) -> Slice:
                 hostname=str(ep.get("hostname") or "").lower(),
                 pod_name=pod_name.lower(),
                 ready=ready is None or bool(ready),  # unset means ready (API contract)
+                zone=str(ep.get("zone") or "").lower(),
             )
         )
     return Slice(

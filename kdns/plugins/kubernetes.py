@@ -2,7 +2,8 @@
 
 Options follow CoreDNS's README: endpoint, kubeconfig, tls, namespaces, namespace_labels, labels,
 pods, endpoint_pod_names, ttl, noendpoints, fallthrough, ignore empty_service, startup_timeout,
-multicluster (names of those zones come from ServiceImports: kdns.cluster.multicluster).
+multicluster (names of those zones come from ServiceImports: kdns.cluster.multicluster),
+zonal (zone-scoped names of headless services: kdns.cluster.zonal).
 `snapshot FILE` is kdns's own: serve a file of Kubernetes objects instead of an API server.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kdns import metrics
-from kdns.cluster import answer, multicluster, search, transfer
+from kdns.cluster import answer, multicluster, search, transfer, zonal
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Key
@@ -59,9 +60,9 @@ PROPERTIES = (
     "apiserver_burst",
     "apiserver_max_inflight",
     "multicluster",
+    "zonal",
 )
 NOT_YET = (
-    "zonal",
     "transfer",
     "resyncperiod",
 )
@@ -121,6 +122,9 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         elif name == "noendpoints":
             parsing.no_args(sub)
             opts["noendpoints"] = True
+        elif name == "zonal":
+            parsing.no_args(sub)
+            opts["zonal"] = True
         elif name == "ignore":
             # CoreDNS reads only the first word and tolerates any that follow it.
             if not args or args[0].text != "empty_service":
@@ -186,6 +190,10 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
     if opts.get("namespaces") and opts.get("namespace_labels") is not None:
         # CoreDNS setup.go refuses the pair: one filter says which namespaces exist.
         raise d.error("kubernetes: namespaces and namespace_labels cannot both be set")
+    if opts.get("zonal") and opts.get("noendpoints"):
+        # As CoreDNS (its setup tests): zonal names are made of endpoints, which noendpoints
+        # does not read.
+        raise d.error("kubernetes: zonal cannot be used with noendpoints")
     if opts.get("pods") is None:
         opts["pods"] = "disabled"
     if cfg.get("snapshot") and (cfg.get("endpoints") or cfg.get("kubeconfig")):
@@ -336,7 +344,9 @@ class KubernetesPlugin(Service, Readiness):
         if zone in self.options.multicluster:
             result = multicluster.lookup(index, self.options, request.qname, request.qtype)
         else:
-            result = answer.lookup(index, self.options, request.qname, request.qtype)
+            result = zonal.lookup(index, self.options, request.qname, request.qtype) or (
+                answer.lookup(index, self.options, request.qname, request.qtype)
+            )
         reply = result.reply
         if reply.rcode == NXDOMAIN:
             if self._falls_through(request.name):

@@ -138,7 +138,12 @@ def test_syntax_errors_name_the_line(text: str, line: int, message: str) -> None
             3,
             "is not authoritative for the multicluster zone clusterset.local.",
         ),
-        ("  kubernetes {\n    zonal\n  }\n", 3, "not supported yet"),
+        ("  kubernetes {\n    zonal us-west-2a\n  }\n", 3, "zonal takes no arguments"),
+        (
+            "  kubernetes {\n    zonal\n    noendpoints\n  }\n",
+            2,
+            "zonal cannot be used with noendpoints",
+        ),
         ("  kubernetes {\n    labels a in (\n  }\n", 3, "invalid labels"),
         ("  kubernetes\n  kubernetes\n", 3, "can only be used once per server block"),
         (

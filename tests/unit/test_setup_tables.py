@@ -25,11 +25,7 @@ ROWS: list[dict[str, Any]] = yaml.safe_load(DATA.read_text())
 
 # Rows kdns does not agree with yet, and why. The table test reports them; it fails on any
 # other disagreement, so a row leaves this list as soon as its directive supports it.
-_PENDING_GROUPS: dict[str, tuple[str, ...]] = {
-    "zonal names (pin/prefer._zone): on CoreDNS master after v1.14.7 only, in no release": (
-        "kubernetes: TestKubernetesParseZonal (line 839)",
-    ),
-}
+_PENDING_GROUPS: dict[str, tuple[str, ...]] = {}
 PENDING: dict[str, str] = {rid: why for why, ids in _PENDING_GROUPS.items() for rid in ids}
 
 _PLACEHOLDERS = {
