@@ -35,7 +35,7 @@ from kdns.plugins import memo
 from kdns.plugins.base import BuildContext, Handler, Service
 from kdns.plugins.cache.config import CacheConfig
 from kdns.plugins.cache.stale import Refresher, answers, refresh_stale, usable
-from kdns.plugins.cache.store import Entry, Key, Store, classify, minimal_ttl, set_ttl
+from kdns.plugins.cache.store import Entry, Key, Kind, Store, classify, minimal_ttl, set_ttl
 
 INDEX_PLUGINS = frozenset({"kubernetes", "autopath"})
 
@@ -82,8 +82,8 @@ class CachePlugin(Service):
         def ttu(_key: Key, entry: Entry, _now: float) -> float:
             return entry.stored + entry.ttl + stale_window
 
-        self.stores: dict[str, Store] = {}
-        for kind, tier in (("success", config.success), ("denial", config.denial)):
+        self.stores: dict[Kind, Store] = {}
+        for kind, tier in ((Kind.SUCCESS, config.success), (Kind.DENIAL, config.denial)):
             self.m.hits[kind] = child("coredns_cache_hits_total", "The count of cache hits.", kind)
             self.m.evictions[kind] = child(
                 "coredns_cache_evictions_total", "The count of cache evictions.", kind
@@ -101,10 +101,10 @@ class CachePlugin(Service):
 
     def _get(self, key: Key) -> Entry | None:
         if self._prefer_positive:
-            positive = self.stores["success"].get(key)
+            positive = self.stores[Kind.SUCCESS].get(key)
             if positive is not None and positive.reply.answer:
                 return positive
-        return self.stores["denial"].get(key) or self.stores["success"].get(key)
+        return self.stores[Kind.DENIAL].get(key) or self.stores[Kind.SUCCESS].get(key)
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         cfg = self.config
@@ -204,7 +204,7 @@ class CachePlugin(Service):
 
         name = f"cache refresh {request.qname}"
         fresh = await refresh_stale(self.config, self.refresher, entry, run, now_fresh, name)
-        if fresh is not None and self._prefer_positive and entry.kind == "success":
+        if fresh is not None and self._prefer_positive and entry.kind is Kind.SUCCESS:
             return fresh if answers(fresh) else None
         return fresh
 
@@ -245,17 +245,17 @@ class CachePlugin(Service):
         kind = classify(reply)
         if kind is None or reply.tc:
             return reply
-        if kind == "servfail":
+        if kind is Kind.SERVFAIL:
             # A failed refresh must not push out a (stale) good answer (RFC 8767).
-            if cfg.servfail <= 0 or key in self.stores["success"]:
+            if cfg.servfail <= 0 or key in self.stores[Kind.SUCCESS]:
                 return reply
             ttl: float = cfg.servfail
-            kind = "denial"
+            kind = Kind.DENIAL
         else:
-            disabled = cfg.disable_success if kind == "success" else cfg.disable_denial
+            disabled = cfg.disable_success if kind is Kind.SUCCESS else cfg.disable_denial
             if disabled and names.longest_zone(name, disabled) is not None:
                 return reply
-            tier = cfg.success if kind == "success" else cfg.denial
+            tier = cfg.success if kind is Kind.SUCCESS else cfg.denial
             ttl = minimal_ttl(reply, kind)
             if reply.plugin not in INDEX_PLUGINS:
                 ttl = max(ttl, tier.min_ttl)
@@ -266,8 +266,8 @@ class CachePlugin(Service):
         # What each hit answers with: the same records, written by the cache.
         served = shown.with_records(shown.answer, shown.authority, shown.additional, self.name)
         entry = Entry(served, shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
-        if kind == "success" or not self._prefer_positive:
-            other = "denial" if kind == "success" else "success"
+        if kind is Kind.SUCCESS or not self._prefer_positive:
+            other = Kind.DENIAL if kind is Kind.SUCCESS else Kind.SUCCESS
             self.stores[other].pop(key, None)
         self.stores[kind][key] = entry
         return shown

@@ -7,6 +7,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from kdns.admission import Doorkeeper
@@ -24,7 +25,7 @@ class Entry:
     filled: Reply  # the same reply as the miss that stored it returned it (its writer's label)
     stored: float
     ttl: float  # seconds it is fresh
-    kind: str  # "success" or "denial"
+    kind: Kind  # SUCCESS or DENIAL
     hits: int = 0
     last_hit: float = 0.0
     refreshing: bool = False
@@ -101,22 +102,33 @@ class Store:
             data[key] = (expires, entry)
 
 
-def classify(reply: Reply) -> str | None:
-    """success, denial (response.classify's), servfail, or None for replies never cached."""
+class Kind(StrEnum):
+    """What the cache files a reply as: its tiers are SUCCESS and DENIAL (the `type` label of
+    coredns_cache_*); a SERVFAIL is kept, briefly, in the denial tier."""
+
+    SUCCESS = "success"
+    DENIAL = "denial"
+    SERVFAIL = "servfail"
+
+
+def classify(reply: Reply) -> Kind | None:
+    """The kind of `reply` (response.classify's, and SERVFAIL), or None if never cached."""
     if reply.rcode == SERVFAIL:
-        return "servfail"
-    kind = response.classify(reply)
-    return None if kind is response.Class.ERROR else kind
+        return Kind.SERVFAIL
+    cls = response.classify(reply)
+    if cls is response.Class.ERROR:
+        return None
+    return Kind.SUCCESS if cls is response.Class.SUCCESS else Kind.DENIAL
 
 
-def minimal_ttl(reply: Reply, kind: str) -> int:
+def minimal_ttl(reply: Reply, kind: Kind) -> int:
     """Smallest TTL in the reply; for denials the SOA MINIMUM counts too (RFC 2308)."""
     ttls = []
     for rr in (*reply.answer, *reply.authority, *reply.additional):
         if rr.rtype == OPT:
             continue
         ttls.append(rr.ttl)
-        if kind == "denial" and rr.rtype == SOA and len(rr.rdata) >= 4:
+        if kind is Kind.DENIAL and rr.rtype == SOA and len(rr.rdata) >= 4:
             ttls.append(struct.unpack("!I", rr.rdata[-4:])[0])
     return min(ttls) if ttls else MIN_TTL
 
