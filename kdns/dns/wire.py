@@ -353,19 +353,31 @@ def _qname_text(wire: bytes) -> str:
 
 
 class _Writer:
-    """Appends names and records to a message, compressing owner names against earlier ones."""
+    """Appends names and records to a message, compressing owner names against earlier ones.
 
-    __slots__ = ("buf", "offsets")
+    Names are compared as written (letter case kept). The question's suffixes are not
+    registered up front: a name that ends the question (the commonest owner) is found by a
+    string comparison, its offset being its position in the question's text (for a name
+    without escapes, label i starts at the same index in text and wire form)."""
 
-    def __init__(self, buf: bytearray) -> None:
+    __slots__ = ("buf", "offsets", "question")
+
+    def __init__(self, buf: bytearray, qname: str = "") -> None:
         self.buf = buf
         self.offsets: dict[str, int] = {}
+        # The question's text without its final dot, when it can be matched that way.
+        self.question = qname[:-1] if qname not in ("", ".") and "\\" not in qname else ""
+        if qname != "." and not self.question and qname:
+            _register_question(self, qname)
 
     def name(self, text: str) -> None:
         labels = names.split(text)
+        q = self.question
         for i in range(len(labels)):
             suffix = ".".join(labels[i:])
             ptr = self.offsets.get(suffix)
+            if ptr is None and q and (q == suffix or q.endswith("." + suffix)):
+                ptr = 12 + len(q) - len(suffix)
             if ptr is not None:
                 self.buf += struct.pack("!H", 0xC000 | ptr)
                 return
@@ -423,8 +435,7 @@ def encode_spans(request: Request, reply: Reply, spans: list[Span] | None) -> by
         opt_ttl = (ext << 24) | (EDNS_DO if do else 0)
         opt = b"\x00" + _RR_FIXED.pack(OPT, size, opt_ttl, len(rdata)) + rdata
     buf = bytearray(12)
-    writer = _Writer(buf)
-    _register_question(writer, request.qname)
+    writer = _Writer(buf, request.qname)
     buf += request.qname_wire
     buf += _Q_FIXED.pack(request.qtype, request.qclass)
     limit -= len(opt)

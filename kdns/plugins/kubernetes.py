@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kdns import metrics
-from kdns.cluster import answer, search
+from kdns.cluster import answer, clustername, search
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Key
@@ -202,6 +202,7 @@ class KubernetesPlugin:
         server_ips = _server_ips(ctx.bind)
         self.config = replace(config, options=replace(config.options, server_ips=server_ips))
         self.options = self.config.options
+        self._zones = clustername.Zones(self.options.zones)
         self.builder = IndexBuilder()
         kinds = {"Namespace", "Service", "EndpointSlice"}
         if self.config.needs_pods:
@@ -296,14 +297,15 @@ class KubernetesPlugin:
         return not ft or names.longest_zone(name, ft) is not None
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
-        zone = names.longest_zone(request.name, self.options.zones)
+        zone = self._zones.match(request.name)
         if zone is None or request.qclass != rr.CLASS_IN:
             return await call_next(request)
         index = self.index  # one consistent snapshot for this lookup
-        result = answer.lookup(index, self.options, request.qname, request.qtype)
+        cn = clustername.parse(request.qname, request.name, zone)
+        result = answer.lookup(index, self.options, request.qname, request.qtype, cn)
         reply = result.reply
         if reply.rcode == NXDOMAIN:
-            if self._falls_through(request.name):
+            if self.config.fallthrough is not None and self._falls_through(request.name):
                 return await call_next(request)
             if not index.synced:
                 return replace(
@@ -312,7 +314,7 @@ class KubernetesPlugin:
                     plugin=self.name,
                     error="kubernetes: not yet synced with the API",
                 )
-            self._count_nxdomain(request, index, zone)
+            self._count_nxdomain(cn, index)
         if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
             memo.deny()  # the answer now holds upstream data with its own lifetime
             reply = await self._chase(request, reply, result.chase)
@@ -343,30 +345,28 @@ class KubernetesPlugin:
 
         return check
 
-    def _count_nxdomain(self, request: Request, index: ClusterIndex, zone: str) -> None:
-        """Count NXDOMAINs, and those that are a pod's search list burning queries (`zone`:
-        the plugin's zone the name is in, already matched by the caller)."""
-        counters: list[Any] = [self._nxdomain]
-        if zone != "." and not zone.endswith(answer.REVERSE_ZONES):
-            rel = request.name[: len(request.name) - len(zone)].rstrip(".")
-            found = search.expansion(
-                names.split(rel) if rel else [],
-                index.namespace_exists,
-                lambda ns, svc: (ns, svc) in index.services,
-            )
-            if found is not None:
-                # Only `<name>.<ns>.svc.<zone>` names the namespace; the label never depends
-                # on the client, so a reply re-served from bytes counts the same.
-                child = self._expansion_children.get(found[1])
-                if child is None:
-                    child = self._expansions.labels(found[1])
-                    self._expansion_children[found[1]] = child
-                counters.append(child)
-        for c in counters:
-            c.inc()
+    def _count_nxdomain(self, cn: clustername.ClusterName, index: ClusterIndex) -> None:
+        """Count NXDOMAINs, and those that are a pod's search list burning queries."""
+        self._nxdomain.inc()
         note = memo.get()
         if note is not None:
-            note.on_hit.extend(c.inc for c in counters)
+            note.on_hit.append(self._nxdomain.inc)
+        if cn.zone == "." or cn.reverse:
+            return
+        found = search.expansion(
+            cn.labels, index.namespace_exists, lambda ns, svc: (ns, svc) in index.services
+        )
+        if found is None:
+            return
+        # Only `<name>.<ns>.svc.<zone>` names the namespace; the label never depends on the
+        # client, so a reply re-served from bytes counts the same.
+        child = self._expansion_children.get(found[1])
+        if child is None:
+            child = self._expansions.labels(found[1])
+            self._expansion_children[found[1]] = child
+        child.inc()
+        if note is not None:
+            note.on_hit.append(child.inc)
 
     async def _chase(self, request: Request, reply: Reply, target: str) -> Reply:
         """Resolve an out-of-zone CNAME target through the server (normally `forward`)."""
