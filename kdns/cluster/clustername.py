@@ -31,24 +31,6 @@ class ClusterName:
         return self.zone.endswith(REVERSE_ZONES)
 
 
-class Zones:
-    """The zones a plugin serves, matched against lower-case absolute names."""
-
-    __slots__ = ("_dotted", "zones")
-
-    def __init__(self, zones: tuple[str, ...]) -> None:
-        self.zones = zones
-        # Longest first: the first zone a name lies in is the most specific (CoreDNS's pick).
-        ordered = sorted(zones, key=len, reverse=True)
-        self._dotted = tuple((z, "." + z) for z in ordered)
-
-    def match(self, name: str) -> str | None:
-        for zone, dotted in self._dotted:
-            if zone == "." or name == zone or name.endswith(dotted):
-                return zone
-        return None
-
-
 def parse(qname: str, name: str, zone: str) -> ClusterName:
     """`qname` (as asked) and `name` (its lower-case absolute form), in `zone`."""
     if zone == ".":

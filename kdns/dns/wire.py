@@ -317,20 +317,11 @@ def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request
         except WireError:
             return _error_reply(data, FORMERR, question)
     qname = _qname_text(qname_wire)
+    # Positional: keyword construction of a slotted dataclass costs more (every query).
     request = Request(
-        id=mid,
-        qname=qname,
-        name=qname.lower(),
-        qtype=qtype,
-        qclass=qclass,
-        flags=flags,
-        edns=edns,
-        proto=proto,
-        client=client,
-        port=port,
-        qname_wire=qname_wire,
-        size=len(data),
-    )
+        mid, qname, qname.lower(), qtype, qclass, flags, edns, proto, client, port,
+        qname_wire, len(data),
+    )  # fmt: skip
     if edns is not None and edns.version > 0:
         return encode(request, Reply(rcode=BADVERS))
     return request

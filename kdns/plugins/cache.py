@@ -217,6 +217,15 @@ class _Store:
         item = self._data.pop(key, None)
         return item[1] if item is not None else default
 
+    def admits(self, key: Key) -> bool:
+        """Whether a new entry for `key` would be kept: always while there is room or the key
+        is stored already; once full, only on its second offer (the doorkeeper remembers the
+        first). A caller asks before building an entry, so a refused one costs nothing."""
+        data = self._data
+        if len(data) < self.capacity or key in data:
+            return True
+        return self.doorkeeper.seen_before(key)  # asked again by __setitem__: still True
+
     def __setitem__(self, key: Key, entry: Entry) -> None:
         now = self._clock()
         expires = self._ttu(key, entry, now)
@@ -265,6 +274,15 @@ def minimal_ttl(reply: Reply, kind: str) -> int:
         if kind == "denial" and rr.rtype == SOA and len(rr.rdata) >= 4:
             ttls.append(struct.unpack("!I", rr.rdata[-4:])[0])
     return min(ttls) if ttls else MIN_TTL
+
+
+def _all_ttls(reply: Reply, ttl: int) -> bool:
+    """Whether every record already has TTL `ttl` (cluster answers: one TTL throughout)."""
+    return all(
+        r.ttl == ttl
+        for section in (reply.answer, reply.authority, reply.additional)
+        for r in section
+    )
 
 
 def _set_ttl(reply: Reply, ttl: int) -> Reply:
@@ -470,13 +488,16 @@ class CachePlugin:
             ttl = min(ttl, tier.max_ttl)
             if ttl <= 0:
                 return reply
-        shown = reply if cfg.keepttl else _set_ttl(reply, int(ttl))
+        shown = reply if cfg.keepttl or _all_ttls(reply, int(ttl)) else _set_ttl(reply, int(ttl))
+        store = self.stores[kind]
+        if not store.admits(key):
+            return shown  # full, and a name asked once: not worth an entry (see _Store)
         # What each hit answers with: the same records, written by the cache.
         served = shown.with_records(shown.answer, shown.authority, shown.additional, self.name)
         entry = Entry(served, shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
         other = "denial" if kind == "success" else "success"
         self.stores[other].pop(key, None)
-        self.stores[kind][key] = entry
+        store[key] = entry
         return shown
 
     async def stop(self) -> None:

@@ -202,7 +202,7 @@ class KubernetesPlugin:
         server_ips = _server_ips(ctx.bind)
         self.config = replace(config, options=replace(config.options, server_ips=server_ips))
         self.options = self.config.options
-        self._zones = clustername.Zones(self.options.zones)
+        self._zones = names.Zones(self.options.zones)
         self.builder = IndexBuilder()
         kinds = {"Namespace", "Service", "EndpointSlice"}
         if self.config.needs_pods:

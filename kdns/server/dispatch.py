@@ -62,7 +62,7 @@ class Dispatcher:
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(routes)
         self._by_zone = {z: r for r in self.routes for z in r.zones}
-        self._zones = tuple(self._by_zone)
+        self._zones = names.Zones(tuple(self._by_zone))
         self.observers: list[Observer] = []
         self.on_panic: list[Callable[[], None]] = []
         self.on_drop: list[Callable[[str], None]] = []
@@ -79,7 +79,7 @@ class Dispatcher:
         return self.fastpath.on_first_hit
 
     def route(self, name: str) -> tuple[str, Route] | None:
-        zone = names.longest_zone(name, self._zones)
+        zone = self._zones.match(name)
         if zone is None:
             return None
         return zone, self._by_zone[zone]
