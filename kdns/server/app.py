@@ -44,6 +44,27 @@ def listen_addresses(block: BlockConfig) -> tuple[str, ...]:
     return tuple(addrs)
 
 
+class _ShedCount:
+    """kdns_udp_shed_total: queries the UDP listeners dropped unanswered because more full-path
+    work was queued than they do in a few milliseconds (read from the listeners at scrape)."""
+
+    def __init__(self, registry: CollectorRegistry, listeners: dict[ListenKey, Listener]) -> None:
+        self._listeners = listeners
+        self._counter = metrics.counter(
+            registry,
+            "kdns_udp_shed_total",
+            "UDP queries dropped unanswered because the queue of full-path work was full.",
+        )
+        self._reported = 0
+        metrics.add_flusher(registry, self)
+
+    def flush(self) -> None:
+        total = sum(lst.udp.shed for lst in self._listeners.values() if lst.udp is not None)
+        if total > self._reported:
+            self._counter.inc(total - self._reported)
+            self._reported = total
+
+
 def server_label(addr: str, port: int) -> str:
     return "dns://" + show("" if addr in ("", "0.0.0.0", "::") else addr, port)
 
@@ -157,6 +178,7 @@ class App:
         self.http = HttpEndpoints()
         self.recorder = QueryRecorder(self.registry)
         self.registry.register(self.recorder)
+        self._shed = _ShedCount(self.registry, self.listeners)
         self.exposition = prometheus.Exposition(self.registry, self._prometheus_blocks)
         self.health = health.Health(self.registry, lambda: _settings(self.config, "health"))
         self.reloader = reload.Reloader(

@@ -2,18 +2,22 @@
 
 asyncio's datagram transport reads one datagram per loop turn into a fresh 256 KiB buffer; a
 reader callback that drains the socket until it would block costs a fraction of that. Each
-datagram is first offered to `fast` (synchronous: a reply served from bytes is sent at once); the
-rest run the full path at once too (`kdns.eager`), and only a query that has to wait (forwarded
-upstream) becomes a task. When `max_inflight` such tasks are already running the datagram is
-dropped (the client retries), so overload never grows an unbounded queue.
+datagram is first offered to `fast` (synchronous: a reply served from bytes is sent at once); with
+batched I/O the rest wait in a bounded queue of cold work, answered in short slices between reads
+(stored replies never wait behind a flood of names asked once; beyond MAX_COLD the oldest are
+shed and counted). The full path runs at once (`kdns.eager`), and only a query that has to wait
+(forwarded upstream) becomes a task. When `max_inflight` such tasks are already running the
+datagram is dropped (the client retries), so overload never grows an unbounded queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -26,9 +30,19 @@ Serve = Callable[[bytes, str, str, int], Coroutine[Any, Any, bytes | None]]
 Fast = Callable[[bytes], bytes | None]
 MAX_INFLIGHT = 2048
 DRAIN_BATCH = 64  # datagrams read per wake-up before yielding to other work
+# Batched reads per wake-up: the socket's whole queue (a few hundred datagrams at most) is read
+# and its stored replies sent before the next slice of cold work, so an ordinary query waits
+# behind at most one slice, never behind the cold work of the datagrams queued ahead of it.
+BATCHES_PER_READ = 8
 RECV_SIZE = 4096  # queries are small; anything longer is not a sane query
 USE_MMSG = True  # recvmmsg/sendmmsg where available (Linux)
 RCVBUF = 128 * 1024
+# Cold (full-path) work is done in slices of this many seconds, so that datagrams arriving
+# meanwhile are read, and those answered from bytes sent, at least this often.
+COLD_SLICE = 0.0005
+# At most this many queries wait for the full path (~5-10 ms of work); beyond it the oldest
+# are shed and counted (kdns_udp_shed_total).
+MAX_COLD = 256
 
 
 def client_ip(host: str) -> str:
@@ -62,6 +76,13 @@ class UdpServer:
         self._loop = asyncio.get_running_loop()
         # Batched system calls where the platform has them; the portable loop otherwise.
         self._io = mmsg.BatchIO(sock) if USE_MMSG and mmsg.available() else None
+        # Full-path work taken off the socket, answered in slices between reads (batched I/O).
+        self._cold: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        self.max_cold = MAX_COLD
+        self.shed = 0  # queries dropped because more cold work waited than MAX_COLD
+        self._scheduled: asyncio.Handle | None = None
+        self._cold_idle = asyncio.Event()
+        self._cold_idle.set()
         reader = self._readable_batched if self._io is not None else self._readable
         self._loop.add_reader(sock.fileno(), reader)
         self._closed = False
@@ -74,20 +95,60 @@ class UdpServer:
         io = self._io
         assert io is not None
         fast = self.fast or _no_reply
-        for _ in range(DRAIN_BATCH // mmsg.BATCH or 1):
+        cold = self._cold
+        for _ in range(BATCHES_PER_READ):
             try:
                 n = io.receive()
             except OSError as exc:
                 log.debug("udp: %s", exc)
-                return
+                break
             if n == 0:
-                return
+                break
             if not self.accepting:
                 self.dropped += n
                 continue
-            io.serve(n, fast, self._full_path_raw)
+            missed = io.serve(n, fast)
+            if missed:
+                cold.extend(missed)
             if n < mmsg.BATCH:
-                return
+                break
+        over = len(cold) - self.max_cold
+        if over > 0:
+            # More cold work waits than the core does in a few milliseconds: the oldest
+            # queries go unanswered (their clients have likely retried already), so the
+            # queue, and what an ordinary query waits behind, stays bounded.
+            for _ in range(over):
+                cold.popleft()
+            self.shed += over
+        if cold:
+            self._cold_idle.clear()
+            self._work_cold()
+
+    def _work_cold(self) -> None:
+        """Answer queued full-path queries for up to COLD_SLICE seconds, then give the loop
+        back (the reader answers what arrived meanwhile from bytes first) and go on later."""
+        self._scheduled = None
+        io = self._io
+        assert io is not None
+        cold = self._cold
+        clock = time.perf_counter
+        until = clock() + COLD_SLICE
+        replies: list[tuple[bytes, bytes]] = []
+        while cold:
+            data, name = cold.popleft()
+            out = self._full_path_raw(data, name)
+            if out is not None:
+                replies.append((name, out))
+                if len(replies) == mmsg.BATCH:
+                    io.reply(replies)
+                    replies = []
+            if clock() > until:
+                break
+        io.reply(replies)
+        if not cold or self._closed:
+            self._cold_idle.set()
+        elif self._scheduled is None:
+            self._scheduled = self._loop.call_soon(self._work_cold)
 
     def _full_path_raw(self, data: bytes, name: bytes) -> bytes | None:
         out = self._full_path(data, mmsg.address(name))
@@ -170,11 +231,16 @@ class UdpServer:
 
     async def drain(self) -> None:
         """Wait until every accepted query has been answered."""
+        await self._cold_idle.wait()  # queued cold work is answered in slices by the loop
         await self._idle.wait()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._scheduled is not None:
+                self._scheduled.cancel()
+            self._cold.clear()
+            self._cold_idle.set()
             self._loop.remove_reader(self.sock.fileno())
             self.sock.close()
 

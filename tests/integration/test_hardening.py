@@ -200,12 +200,14 @@ async def test_a_flood_of_names_asked_once_is_answered_without_in_flight_work(
                     while True:
                         data = sock.recv(4096)
                         replies += dns.message.from_wire(data).rcode() == dns.rcode.NXDOMAIN
-                return replies + server.dropped >= 2000
+                return replies + server.dropped + server.shed >= 2000
 
             await eventually(drained, timeout=20)
         finally:
             sock.close()
-        assert replies >= 1000  # what the socket buffer held was answered
+        # What the socket buffer held was answered, or shed (counted) where more full-path work
+        # waited than the bound on queued cold work.
+        assert replies >= 1000
         assert server.peak_inflight == 0  # and not one of them became a task
         assert not dispatcher.fastpath.entries  # nor took a fast-path slot
         assert rrs(await ask(srv.port, "web.shop.svc.cluster.local.")) == WEB
