@@ -107,8 +107,15 @@ def _soa(zone_text: str, ttl: int, serial: int) -> RR:
 
 
 def _negative(ctx: _Ctx, rcode: int) -> Answer:
-    soa = soa_record(ctx.opts, ctx.index, ctx.zone_text)
-    reply = Reply(rcode=rcode, authority=(soa,), aa=True, plugin=PLUGIN)
+    zone_text = ctx.zone_text if ctx.zone_text.endswith(".") else ctx.zone_text + "."
+    return _negative_answer(zone_text, ctx.opts.ttl, ctx.index.serial, rcode)
+
+
+@functools.lru_cache(maxsize=256)
+def _negative_answer(zone_text: str, ttl: int, serial: int, rcode: int) -> Answer:
+    # The commonest cold answer (a name asked once, under a namespace that exists): one value
+    # per zone spelling, serial and rcode, shared by every such query (values are immutable).
+    reply = Reply(rcode=rcode, authority=(_soa(zone_text, ttl, serial),), aa=True, plugin=PLUGIN)
     return Answer(reply, exists=rcode != NXDOMAIN)
 
 

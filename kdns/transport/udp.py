@@ -120,7 +120,7 @@ class UdpServer:
             for _ in range(over):
                 cold.popleft()
             self.shed += over
-        if cold:
+        if cold and self._scheduled is None:  # else the slice already due runs it soon
             self._cold_idle.clear()
             self._work_cold()
 
