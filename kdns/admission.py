@@ -60,6 +60,12 @@ class Doorkeeper:
             self._count = 0
         return False
 
+    def knows(self, key: Hashable) -> bool:
+        """Whether `key` was offered within the window (without remembering it)."""
+        h = hash(key) or 1
+        current, previous = self._current, self._previous
+        return current[self._find(current, h)] == h or previous[self._find(previous, h)] == h
+
     def __len__(self) -> int:
         """Keys remembered in the current generation (the previous one holds at most
         `per_generation` more)."""

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,10 @@ def listen_addresses(block: BlockConfig) -> tuple[str, ...]:
             if a not in e.config.excluded and a not in addrs:
                 addrs.append(a)
     return tuple(addrs)
+
+
+async def _no_answer() -> bytes | None:
+    return None
 
 
 class _ShedCount:
@@ -191,13 +195,15 @@ class App:
     def dispatcher(self, key: ListenKey) -> Dispatcher | None:
         return self.instance.dispatchers.get(key) if self.instance else None
 
-    async def _serve(
+    def _serve(
         self, key: ListenKey, data: bytes, proto: str, client: str, port: int
-    ) -> bytes | None:
+    ) -> Coroutine[Any, Any, bytes | None]:
+        # Not a coroutine itself: the dispatcher's coroutine is handed on as it is, one frame
+        # less on every query that takes the full path.
         dispatcher = self.dispatcher(key)
         if dispatcher is None:
-            return None
-        return await dispatcher.serve(data, proto, client, port)
+            return _no_answer()
+        return dispatcher.serve(data, proto, client, port)
 
     def _prometheus_blocks(self) -> Iterator[prometheus.EnabledBlock]:
         inst = self.instance
@@ -273,7 +279,10 @@ class App:
             for key, listener in self.listeners.items():
                 dispatcher = inst.dispatchers.get(key)
                 # The UDP drain loop calls this dispatcher's fast path directly (no lookups).
-                listener.use(dispatcher.fastpath.answer if dispatcher is not None else None)
+                if dispatcher is None:
+                    listener.use(None)
+                else:
+                    listener.use(dispatcher.fastpath.answer, dispatcher.fastpath.asked_before)
             self.reloader.live(config.digest)
             self.health.live()
             inst.live()

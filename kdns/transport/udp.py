@@ -28,6 +28,7 @@ log = logging.getLogger("kdns.udp")
 
 Serve = Callable[[bytes, str, str, int], Coroutine[Any, Any, bytes | None]]
 Fast = Callable[[bytes], bytes | None]
+Known = Callable[[bytes], bool]
 MAX_INFLIGHT = 2048
 DRAIN_BATCH = 64  # datagrams read per wake-up before yielding to other work
 # Batched reads per wake-up: the socket's whole queue (a few hundred datagrams at most) is read
@@ -43,6 +44,7 @@ COLD_SLICE = 0.0005
 # At most this many queries wait for the full path (~5-10 ms of work); beyond it the oldest
 # are shed and counted (kdns_udp_shed_total).
 MAX_COLD = 256
+PEERS = 4096  # client addresses kept in text form (raw sockaddr -> address, IP, port)
 
 
 def client_ip(host: str) -> str:
@@ -65,6 +67,7 @@ class UdpServer:
         self.sock = sock
         self.serve = serve
         self.fast = fast
+        self.known: Known | None = None  # asked before? (those go ahead of new names)
         self.max_inflight = MAX_INFLIGHT if max_inflight is None else max_inflight
         self.inflight = 0
         self.peak_inflight = 0
@@ -78,7 +81,11 @@ class UdpServer:
         self._io = mmsg.BatchIO(sock) if USE_MMSG and mmsg.available() else None
         # Full-path work taken off the socket, answered in slices between reads (batched I/O).
         self._cold: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        # Cold queries asked before (a hot name whose stored reply just ended) go first: a
+        # flood of new names never holds back the names the cluster asks all day.
+        self._warm: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self.max_cold = MAX_COLD
+        self._peers: dict[bytes, tuple[tuple[str | int, ...], str, int]] = {}
         self.shed = 0  # queries dropped because more cold work waited than MAX_COLD
         self._scheduled: asyncio.Handle | None = None
         self._cold_idle = asyncio.Event()
@@ -109,9 +116,18 @@ class UdpServer:
                 continue
             missed = io.serve(n, fast)
             if missed:
-                cold.extend(missed)
+                known = self.known
+                if known is None:
+                    cold.extend(missed)
+                else:
+                    for item in missed:
+                        (self._warm if known(item[0]) else cold).append(item)
             if n < mmsg.BATCH:
                 break
+        if len(self._warm) > self.max_cold:
+            self.shed += len(self._warm) - self.max_cold
+            while len(self._warm) > self.max_cold:
+                self._warm.popleft()
         over = len(cold) - self.max_cold
         if over > 0:
             # More cold work waits than the core does in a few milliseconds: the oldest
@@ -120,7 +136,7 @@ class UdpServer:
             for _ in range(over):
                 cold.popleft()
             self.shed += over
-        if cold and self._scheduled is None:  # else the slice already due runs it soon
+        if (cold or self._warm) and self._scheduled is None:  # else the due slice runs soon
             self._cold_idle.clear()
             self._work_cold()
 
@@ -130,12 +146,12 @@ class UdpServer:
         self._scheduled = None
         io = self._io
         assert io is not None
-        cold = self._cold
+        cold, warm = self._cold, self._warm
         clock = time.perf_counter
         until = clock() + COLD_SLICE
         replies: list[tuple[bytes, bytes]] = []
-        while cold:
-            data, name = cold.popleft()
+        while warm or cold:
+            data, name = warm.popleft() if warm else cold.popleft()
             out = self._full_path_raw(data, name)
             if out is not None:
                 replies.append((name, out))
@@ -145,24 +161,40 @@ class UdpServer:
             if clock() > until:
                 break
         io.reply(replies)
-        if not cold or self._closed:
+        if not (cold or warm) or self._closed:
             self._cold_idle.set()
         elif self._scheduled is None:
             self._scheduled = self._loop.call_soon(self._work_cold)
 
     def _full_path_raw(self, data: bytes, name: bytes) -> bytes | None:
-        out = self._full_path(data, mmsg.address(name))
+        peer = self._peers.get(name)
+        if peer is None:
+            # A client sends many queries from one address: its text form is made once.
+            addr = mmsg.address(name)
+            peer = (addr, client_ip(str(addr[0])), int(addr[1]))
+            if len(self._peers) >= PEERS:
+                self._peers.clear()
+            self._peers[name] = peer
+        out = self._full_path(data, peer[0], peer[1], peer[2])
         if out is not None and len(out) > mmsg.SLOT:
-            self._send(out, mmsg.address(name))  # too big for a batch slot
+            self._send(out, peer[0])  # too big for a batch slot
             return None
         return out
 
-    def _full_path(self, data: bytes, addr: tuple[str | int, ...]) -> bytes | None:
+    def _full_path(
+        self,
+        data: bytes,
+        addr: tuple[str | int, ...],
+        client: str | None = None,
+        port: int = 0,
+    ) -> bytes | None:
         """Answer `data` now if nothing has to wait (the reply is returned for the caller to
         send), else leave a task to finish and send it (None). Only those tasks count
         against `max_inflight`: queries answered at once hold nothing, so they are answered
         even while waiting work is at its bound (and a query that would wait is dropped)."""
-        coro = self.serve(data, "udp", client_ip(str(addr[0])), int(addr[1]))
+        if client is None:
+            client, port = client_ip(str(addr[0])), int(addr[1])
+        coro = self.serve(data, "udp", client, port)
         try:
             result = eager.start(
                 coro, self._loop, "udp query", may_wait=self.inflight < self.max_inflight
@@ -240,6 +272,7 @@ class UdpServer:
             if self._scheduled is not None:
                 self._scheduled.cancel()
             self._cold.clear()
+            self._warm.clear()
             self._cold_idle.set()
             self._loop.remove_reader(self.sock.fileno())
             self.sock.close()

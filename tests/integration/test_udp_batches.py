@@ -108,8 +108,9 @@ async def test_replies_bigger_than_a_slot_take_the_full_path(tmp_path: Path) -> 
 @pytest.mark.skipif(not mmsg.available(), reason="the cold-work queue is part of the batched loop")
 async def test_stored_replies_go_first_and_cold_work_beyond_the_bound_is_shed() -> None:
     """A burst of full-path queries (each costing 1 ms here) with one query answered from bytes
-    behind it: that one is answered at once, not after the burst; cold work beyond `max_cold`
-    is dropped and counted, and every cold query is either answered or counted as shed."""
+    and one asked before (full path too) behind it: both are answered at once, not after the
+    burst; cold work beyond `max_cold` is dropped and counted, and every cold query is either
+    answered or counted as shed."""
     from kdns.transport import udp
 
     cold_cost = 0.001
@@ -127,6 +128,7 @@ async def test_stored_replies_go_first_and_cold_work_beyond_the_bound_is_shed() 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     server = udp.UdpServer(sock, serve, fast)
     server.max_cold = 50
+    server.known = lambda data: data.startswith(b"warm")
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     client.setblocking(False)
@@ -136,6 +138,7 @@ async def test_stored_replies_go_first_and_cold_work_beyond_the_bound_is_shed() 
         for i in range(burst):
             client.sendto(b"cold%d" % i, ("127.0.0.1", server.port))
         client.sendto(b"hot", ("127.0.0.1", server.port))
+        client.sendto(b"warm", ("127.0.0.1", server.port))
         got: list[bytes] = []
 
         async def receive_until_quiet() -> None:
@@ -149,6 +152,7 @@ async def test_stored_replies_go_first_and_cold_work_beyond_the_bound_is_shed() 
         assert b"hot" in got
         cold = [g for g in got if g.startswith(b"cold")]
         assert got.index(b"hot") < 10  # not behind the burst's 300 ms of full-path work
+        assert got.index(b"warm") < 10  # asked before: ahead of the names asked once
         assert server.shed > 0
         assert len(cold) + server.shed == burst
         assert len(cold) <= server.max_cold + 64  # a batch read ahead of the bound, at most
