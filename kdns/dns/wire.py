@@ -275,20 +275,18 @@ def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request
         return _error_reply(data, FORMERR)
     # Question: an uncompressed name (a pointer in a query's question is malformed).
     off = 12
-    total = 0
+    size = len(data)
     while True:
-        if off >= len(data):
+        if off >= size:
             return _error_reply(data, FORMERR)
         n = data[off]
         if n == 0:
             off += 1
             break
-        if n & 0xC0 or off + 1 + n > len(data):
-            return _error_reply(data, FORMERR)
-        total += n + 1
-        if total > 254:
-            return _error_reply(data, FORMERR)
         off += 1 + n
+        # A pointer or reserved label type, a label past the end, or a name over 255 bytes.
+        if n & 0xC0 or off > size or off > 266:
+            return _error_reply(data, FORMERR)
     if off + 4 > len(data):
         return _error_reply(data, FORMERR)
     qname_wire = data[12:off]

@@ -310,6 +310,7 @@ class CachePlugin:
         self, config: CacheConfig, ctx: BuildContext, clock: Callable[[], float] | None = None
     ) -> None:
         self.config = config
+        self._zones = names.Zones(config.zones)
         self.clock = loop_clock = clock or time.monotonic
         reg = ctx.registry
         base = (ctx.server, ",".join(config.zones), "")
@@ -354,7 +355,7 @@ class CachePlugin:
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         cfg = self.config
-        if request.qtype in (AXFR, IXFR) or names.longest_zone(request.name, cfg.zones) is None:
+        if request.qtype in (AXFR, IXFR) or self._zones.match(request.name) is None:
             return await call_next(request)
         self.m.requests.inc()
         now = self.clock()

@@ -331,7 +331,8 @@ class KubernetesPlugin:
         seen = [index.generation]
         if deps is None or not index.synced:
             return lambda: self.index.generation == seen[0]
-        before = tuple(index.versions.get(k, 0) for k in deps)
+        versions = index.versions
+        before = tuple([versions.get(k, 0) for k in deps])
 
         def check() -> bool:
             current = self.index
