@@ -146,10 +146,6 @@ def _match_port(want_port: str, want_proto: str, port: Port) -> bool:
     return not (want_proto and want_proto != port.protocol)
 
 
-def _strip(label: str) -> str:
-    return label[1:] if label.startswith("_") else label
-
-
 def answer(
     index: ClusterIndex, opts: Options, qname: str, qtype: int, cn: ClusterName | None = None
 ) -> Answer:
@@ -166,16 +162,18 @@ def answer(
         return _reverse(ctx, qname, cn.name, qtype)
     segs = cn.labels
     try:
-        result = _forward_lookup(ctx, qname, segs, qtype)
+        found = _forward_lookup(ctx, qname, segs, qtype)
     except _NoName:
-        result = _negative(ctx, NXDOMAIN)
+        found = None
+    result = _negative(ctx, NXDOMAIN) if found is None else found
     deps = clustername.dependencies(segs, opts.pods)
     if deps is None:
         return result
     return Answer(result.reply, result.chase, result.exists, deps)  # not replace(): hot path
 
 
-def _forward_lookup(ctx: _Ctx, qname: str, segs: tuple[str, ...], qtype: int) -> Answer:
+def _forward_lookup(ctx: _Ctx, qname: str, segs: tuple[str, ...], qtype: int) -> Answer | None:
+    """The answer, or None (or _NoName raised) when the name does not exist."""
     opts, index = ctx.opts, ctx.index
     if not segs:
         return _apex(ctx, qname, qtype)
@@ -223,12 +221,12 @@ def _forward_lookup(ctx: _Ctx, qname: str, segs: tuple[str, ...], qtype: int) ->
         if len(rest) == 1:
             endpoint = rest[0]
         elif len(rest) == 2:
-            port, proto = _strip(rest[0]), _strip(rest[1])
+            port, proto = rest[0].removeprefix("_"), rest[1].removeprefix("_")
         elif len(rest) > 2:
             raise _NoName  # more than two labels left of the service
         _service_items(ctx, service, namespace, endpoint, port, proto)
     if not ctx.items:
-        raise _NoName
+        return None  # the commonest miss (a name asked once): no exception to unwind
     return _shape(ctx, qname, qtype)
 
 

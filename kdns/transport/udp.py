@@ -3,9 +3,10 @@
 asyncio's datagram transport reads one datagram per loop turn into a fresh 256 KiB buffer; a
 reader callback that drains the socket until it would block costs a fraction of that. Each
 datagram is first offered to `fast` (synchronous: a reply served from bytes is sent at once); with
-batched I/O the rest wait in a bounded queue of cold work, answered in short slices between reads
-(stored replies never wait behind a flood of names asked once; beyond MAX_COLD the oldest are
-shed and counted). The full path runs at once (`kdns.eager`), and only a query that has to wait
+batched I/O the rest wait in a bounded queue of cold work, answered in short slices between reads,
+queries asked before first and then newest first (stored replies never wait behind a flood of
+names asked once, nor does an ordinary name asked for the first time; beyond MAX_COLD the oldest
+are shed and counted). The full path runs at once (`kdns.eager`), and only a query that has to wait
 (forwarded upstream) becomes a task. When `max_inflight` such tasks are already running the
 datagram is dropped (the client retries), so overload never grows an unbounded queue.
 """
@@ -151,7 +152,11 @@ class UdpServer:
         until = clock() + COLD_SLICE
         replies: list[tuple[bytes, bytes]] = []
         while warm or cold:
-            data, name = warm.popleft() if warm else cold.popleft()
+            # Newest first: under overload the queue holds a flood's backlog, and a query that
+            # just arrived (an ordinary name asked for the first time) is answered in the next
+            # slice instead of after all of it; the oldest, whose clients have likely retried
+            # already, are the ones shed (adaptive LIFO, as CoDel-style servers do).
+            data, name = warm.pop() if warm else cold.pop()
             out = self._full_path_raw(data, name)
             if out is not None:
                 replies.append((name, out))
