@@ -151,12 +151,20 @@ class UdpServer:
         clock = time.perf_counter
         until = clock() + COLD_SLICE
         replies: list[tuple[bytes, bytes]] = []
+        oldest = True
         while warm or cold:
             # Newest first: under overload the queue holds a flood's backlog, and a query that
             # just arrived (an ordinary name asked for the first time) is answered in the next
             # slice instead of after all of it; the oldest, whose clients have likely retried
-            # already, are the ones shed (adaptive LIFO, as CoDel-style servers do).
-            data, name = warm.pop() if warm else cold.pop()
+            # already, are the ones shed (adaptive LIFO, as CoDel-style servers do). One query
+            # a slice is taken from the old end, so none waits for ever under steady load.
+            if warm:
+                data, name = warm.pop()
+            elif oldest:
+                data, name = cold.popleft()
+                oldest = False
+            else:
+                data, name = cold.pop()
             out = self._full_path_raw(data, name)
             if out is not None:
                 replies.append((name, out))
