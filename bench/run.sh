@@ -6,4 +6,8 @@
 # `bench/run.sh --services 10000`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec bash bench/peers/run-peers.sh --kdns .venv/bin/kdns --servers knot,unbound,dnsmasq,kdns "$@"
+# Every mix, the names asked once (uniq, mix20) included, unless --mixes is given.
+mixes=(--mixes a,srvptr,fwd,uniq,mix20)
+for arg in "$@"; do [ "$arg" = --mixes ] && mixes=(); done
+exec bash bench/peers/run-peers.sh --kdns .venv/bin/kdns --servers knot,unbound,dnsmasq,kdns \
+  "${mixes[@]}" "$@"

@@ -9,10 +9,13 @@ name exists (NODATA vs NXDOMAIN) falls out of the same lookup: a name exists whe
 from __future__ import annotations
 
 import functools
-import ipaddress
 from dataclasses import dataclass, field
 
-from kdns.cluster.index import Address, ClusterIndex
+from kdns.cluster import clustername
+from kdns.cluster.clustername import REVERSE_ZONES as REVERSE_ZONES
+from kdns.cluster.clustername import ClusterName
+from kdns.cluster.clustername import endpoint_label as endpoint_label
+from kdns.cluster.index import ClusterIndex
 from kdns.cluster.objects import Key, Port, Service
 from kdns.cluster.selector import Selector
 from kdns.dns import names
@@ -24,7 +27,6 @@ DNS_SCHEMA_VERSION = "1.1.0"
 PLUGIN = "kubernetes"  # the metrics label of the replies written here
 TXT_TTL = 28800
 MAX_CHAIN = 8  # CNAMEs in one answer: CoreDNS backend_lookup.go and skydns both stop at 8
-REVERSE_ZONES = ("in-addr.arpa.", "ip6.arpa.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +109,15 @@ def _soa(zone_text: str, ttl: int, serial: int) -> RR:
 
 
 def _negative(ctx: _Ctx, rcode: int) -> Answer:
-    soa = soa_record(ctx.opts, ctx.index, ctx.zone_text)
-    reply = Reply(rcode=rcode, authority=(soa,), aa=True, plugin=PLUGIN)
+    zone_text = ctx.zone_text if ctx.zone_text.endswith(".") else ctx.zone_text + "."
+    return _negative_answer(zone_text, ctx.opts.ttl, ctx.index.serial, rcode)
+
+
+@functools.lru_cache(maxsize=256)
+def _negative_answer(zone_text: str, ttl: int, serial: int, rcode: int) -> Answer:
+    # The commonest cold answer (a name asked once, under a namespace that exists): one value
+    # per zone spelling, serial and rcode, shared by every such query (values are immutable).
+    reply = Reply(rcode=rcode, authority=(_soa(zone_text, ttl, serial),), aa=True, plugin=PLUGIN)
     return Answer(reply, exists=rcode != NXDOMAIN)
 
 
@@ -133,80 +142,44 @@ def service_visible(opts: Options, svc: Service) -> bool:
     return opts.labels is None or opts.labels.matches(svc.labels)
 
 
-def endpoint_label(addr: Address, pod_names: bool) -> str:
-    """The name of an endpoint: hostname, else pod name (endpoint_pod_names), else dashed IP."""
-    if addr.hostname:
-        return addr.hostname
-    if pod_names and addr.pod_name:
-        return addr.pod_name
-    if ":" not in addr.ip:
-        return addr.ip.replace(".", "-")
-    # A label may not start or end with "-": `2001:db8::` is `2001-db8--0` (CoreDNS #7431) and,
-    # by the same rule, `::1` is `0--1`. Both still read back as the address (pod names).
-    dashed = addr.ip.replace(":", "-")
-    if dashed.startswith("-"):
-        dashed = "0" + dashed
-    return dashed + "0" if dashed.endswith("-") else dashed
-
-
 def match_port(want_port: str, want_proto: str, port: Port) -> bool:
     if want_port and want_port != port.name:
         return False
     return not (want_proto and want_proto != port.protocol)
 
 
-def strip_underscore(label: str) -> str:
-    return label[1:] if label.startswith("_") else label
-
-
-def answer(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer:
-    """Answer `qname`/`qtype` for a name inside one of `opts.zones` (caller checked)."""
-    name = names.normalize(qname)
-    zone = names.longest_zone(name, opts.zones)
-    if zone is None:
-        raise ValueError(f"{qname} is not in {opts.zones}")
-    zone_text = qname[len(qname) - len(zone) :] if zone != "." else "."
-    if not zone_text.endswith("."):
-        zone_text += "."
-    ctx = _Ctx(index, opts, zone, zone_text)
+def answer(
+    index: ClusterIndex, opts: Options, qname: str, qtype: int, cn: ClusterName | None = None
+) -> Answer:
+    """Answer `qname`/`qtype` for a name inside one of `opts.zones` (caller checked); `cn` is
+    the name already parsed (the kubernetes plugin parses each query once)."""
+    if cn is None:
+        cn = clustername.parse_text(qname, opts.zones)
+        if cn is None:
+            raise ValueError(f"{qname} is not in {opts.zones}")
+    ctx = _Ctx(index, opts, cn.zone, cn.zone_text)
     if qtype in (rr.AXFR, rr.IXFR):
         return Answer(Reply(rcode=REFUSED, plugin=PLUGIN))
-    if zone.endswith(REVERSE_ZONES):
-        return _reverse(ctx, qname, name, qtype)
-    rel = name[: len(name) - len(zone)].rstrip(".") if zone != "." else name.rstrip(".")
-    segs = names.split(rel) if rel else []
+    if cn.reverse:
+        return _reverse(ctx, qname, cn.name, qtype)
+    segs = cn.labels
     try:
-        result = _forward_lookup(ctx, qname, segs, qtype)
+        found = _forward_lookup(ctx, qname, segs, qtype)
     except _NoName:
-        result = _negative(ctx, NXDOMAIN)
-    deps = _dependencies(segs, opts)
+        found = None
+    result = _negative(ctx, NXDOMAIN) if found is None else found
+    deps = clustername.dependencies(segs, opts.pods)
     if deps is None:
         return result
     return Answer(result.reply, result.chase, result.exists, deps)  # not replace(): hot path
 
 
-def _dependencies(segs: list[str], opts: Options) -> tuple[Key, ...] | None:
-    """What a `<...>.<ns>.svc|pod.<zone>` answer depends on: its service and its namespace.
-
-    Everything the answer reads for such a name is the namespace's existence and filters, the
-    service object and its endpoints; the index versions exactly those keys, so an answer kept
-    as bytes stays valid while other objects change.
-    """
-    if len(segs) < 2 or segs[-1] not in ("svc", "pod"):
-        return None
-    namespace = segs[-2]
-    if segs[-1] == "pod":
-        return (("", namespace),) if opts.pods != "verified" else None
-    if len(segs) == 2:
-        return (("", namespace),)
-    return ((namespace, segs[-3]), ("", namespace))
-
-
-def _forward_lookup(ctx: _Ctx, qname: str, segs: list[str], qtype: int) -> Answer:
+def _forward_lookup(ctx: _Ctx, qname: str, segs: tuple[str, ...], qtype: int) -> Answer | None:
+    """The answer, or None (or _NoName raised) when the name does not exist."""
     opts, index = ctx.opts, ctx.index
     if not segs:
         return _apex(ctx, qname, qtype)
-    if segs == ["dns-version"]:
+    if segs == ("dns-version",):
         if qtype == rr.TXT:
             return _positive([rr.txt(qname, TXT_TTL, DNS_SCHEMA_VERSION)])
         return _negative(ctx, NOERROR)
@@ -250,12 +223,12 @@ def _forward_lookup(ctx: _Ctx, qname: str, segs: list[str], qtype: int) -> Answe
         if len(rest) == 1:
             endpoint = rest[0]
         elif len(rest) == 2:
-            port, proto = strip_underscore(rest[0]), strip_underscore(rest[1])
+            port, proto = rest[0].removeprefix("_"), rest[1].removeprefix("_")
         elif len(rest) > 2:
             raise _NoName  # more than two labels left of the service
         _service_items(ctx, service, namespace, endpoint, port, proto)
     if not ctx.items:
-        raise _NoName
+        return None  # the commonest miss (a name asked once): no exception to unwind
     return _shape(ctx, qname, qtype)
 
 
@@ -263,17 +236,9 @@ def _pod_items(ctx: _Ctx, label: str, namespace: str) -> None:
     mode = ctx.opts.pods
     if mode == "disabled":
         return
-    if label.count("-") == 3 and "--" not in label:
-        text = label.replace("-", ".")
-    else:
-        text = label.replace("-", ":")
-    try:
-        parsed = ipaddress.ip_address(text)
-    except ValueError:
+    ip = clustername.pod_label_ip(label)
+    if ip is None:
         return
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped  # Go's net.ParseIP reads ::ffff:a.b.c.d as IPv4 (an A)
-    ip = str(parsed)
     if mode == "verified":
         pods = ctx.index.pods_by_ip.get(ip, ())
         if not any(p.namespace == namespace for p in pods):
@@ -499,7 +464,9 @@ def ptr_targets(index: ClusterIndex, opts: Options, ip: str) -> list[str]:
     return out
 
 
-def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer:
+def lookup(
+    index: ClusterIndex, opts: Options, qname: str, qtype: int, cn: ClusterName | None = None
+) -> Answer:
     """`answer()` plus in-zone CNAME chasing (ExternalName to a cluster name).
 
     The chain keeps every CNAME even when the end has no record of the asked type (spec 2.5;
@@ -508,7 +475,7 @@ def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer
     CNAME itself. A target outside the zones is left in `chase` for the caller, which
     resolves it through the server (forward).
     """
-    first = answer(index, opts, qname, qtype)
+    first = answer(index, opts, qname, qtype, cn)
     if first.chase is None:
         return first
     chain = list(first.reply.answer)

@@ -23,7 +23,6 @@ from kdns.cluster.answer import (
     match_port,
     namespace_exposed,
     service_visible,
-    strip_underscore,
 )
 from kdns.cluster.index import ClusterIndex
 from kdns.cluster.objects import Key, Service
@@ -155,9 +154,9 @@ def _items(ctx: _Ctx, segs: list[str]) -> list[Item]:
     service, rest = segs[-2], segs[:-2]
     endpoint = port = proto = ""
     if len(rest) == 1:
-        endpoint = strip_underscore(rest[0])
+        endpoint = rest[0].removeprefix("_")
     elif len(rest) == 2:
-        port, proto = strip_underscore(rest[0]), strip_underscore(rest[1])
+        port, proto = rest[0].removeprefix("_"), rest[1].removeprefix("_")
     elif len(rest) > 2:
         raise _NoName
     svc = index.services.get((namespace, service))

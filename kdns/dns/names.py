@@ -62,6 +62,24 @@ def longest_zone(name: str, zones: tuple[str, ...] | list[str]) -> str | None:
     return best
 
 
+class Zones:
+    """The zones a plugin serves, matched against lower-case absolute names."""
+
+    __slots__ = ("_dotted", "zones")
+
+    def __init__(self, zones: tuple[str, ...]) -> None:
+        self.zones = zones
+        # Longest first: the first zone a name lies in is the most specific (CoreDNS's pick).
+        ordered = sorted(zones, key=len, reverse=True)
+        self._dotted = tuple((z, "." + z) for z in ordered)
+
+    def match(self, name: str) -> str | None:
+        for zone, dotted in self._dotted:
+            if zone == "." or name == zone or name.endswith(dotted):
+                return zone
+        return None
+
+
 def label_to_wire(label: str) -> bytes:
     if "\\" not in label:
         return label.encode("latin-1", errors="replace")

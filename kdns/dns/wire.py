@@ -275,20 +275,18 @@ def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request
         return _error_reply(data, FORMERR)
     # Question: an uncompressed name (a pointer in a query's question is malformed).
     off = 12
-    total = 0
+    size = len(data)
     while True:
-        if off >= len(data):
+        if off >= size:
             return _error_reply(data, FORMERR)
         n = data[off]
         if n == 0:
             off += 1
             break
-        if n & 0xC0 or off + 1 + n > len(data):
-            return _error_reply(data, FORMERR)
-        total += n + 1
-        if total > 254:
-            return _error_reply(data, FORMERR)
         off += 1 + n
+        # A pointer or reserved label type, a label past the end, or a name over 255 bytes.
+        if n & 0xC0 or off > size or off > 266:
+            return _error_reply(data, FORMERR)
     if off + 4 > len(data):
         return _error_reply(data, FORMERR)
     qname_wire = data[12:off]
@@ -320,21 +318,11 @@ def decode_query(data: bytes, proto: str, client: str, port: int = 0) -> Request
         except WireError:
             return _error_reply(data, FORMERR, question)
     qname = _qname_text(qname_wire)
+    # Positional: keyword construction of a slotted dataclass costs more (every query).
     request = Request(
-        id=mid,
-        qname=qname,
-        name=qname.lower(),
-        qtype=qtype,
-        qclass=qclass,
-        flags=flags,
-        edns=edns,
-        proto=proto,
-        client=client,
-        port=port,
-        qname_wire=qname_wire,
-        size=len(data),
-        authority=authority,
-    )
+        mid, qname, qname.lower(), qtype, qclass, flags, edns, proto, client, port,
+        qname_wire, len(data), authority,
+    )  # fmt: skip
     if edns is not None and edns.version > 0:
         return encode(request, Reply(rcode=BADVERS))
     return request
@@ -357,19 +345,31 @@ def _qname_text(wire: bytes) -> str:
 
 
 class _Writer:
-    """Appends names and records to a message, compressing owner names against earlier ones."""
+    """Appends names and records to a message, compressing owner names against earlier ones.
 
-    __slots__ = ("buf", "offsets")
+    Names are compared as written (letter case kept). The question's suffixes are not
+    registered up front: a name that ends the question (the commonest owner) is found by a
+    string comparison, its offset being its position in the question's text (for a name
+    without escapes, label i starts at the same index in text and wire form)."""
 
-    def __init__(self, buf: bytearray) -> None:
+    __slots__ = ("buf", "offsets", "question")
+
+    def __init__(self, buf: bytearray, qname: str = "") -> None:
         self.buf = buf
         self.offsets: dict[str, int] = {}
+        # The question's text without its final dot, when it can be matched that way.
+        self.question = qname[:-1] if qname not in ("", ".") and "\\" not in qname else ""
+        if qname != "." and not self.question and qname:
+            _register_question(self, qname)
 
     def name(self, text: str) -> None:
         labels = names.split(text)
+        q = self.question
         for i in range(len(labels)):
             suffix = ".".join(labels[i:])
             ptr = self.offsets.get(suffix)
+            if ptr is None and q and (q == suffix or q.endswith("." + suffix)):
+                ptr = 12 + len(q) - len(suffix)
             if ptr is not None:
                 self.buf += struct.pack("!H", 0xC000 | ptr)
                 return
@@ -427,8 +427,7 @@ def encode_spans(request: Request, reply: Reply, spans: list[Span] | None) -> by
         opt_ttl = (ext << 24) | (EDNS_DO if do else 0)
         opt = b"\x00" + _RR_FIXED.pack(OPT, size, opt_ttl, len(rdata)) + rdata
     buf = bytearray(12)
-    writer = _Writer(buf)
-    _register_question(writer, request.qname)
+    writer = _Writer(buf, request.qname)
     buf += request.qname_wire
     buf += _Q_FIXED.pack(request.qtype, request.qclass)
     limit -= len(opt)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kdns import metrics
-from kdns.cluster import answer, multicluster, search, transfer, zonal
+from kdns.cluster import answer, clustername, multicluster, search, transfer, zonal
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Key
@@ -240,6 +240,7 @@ class KubernetesPlugin(Service, Readiness):
         server_ips = _server_ips(ctx.bind)
         self.config = replace(config, options=replace(config.options, server_ips=server_ips))
         self.options = self.config.options
+        self._zones = names.Zones(self.options.zones)
         self.builder = IndexBuilder()
         kinds = {"Namespace", "Service", "EndpointSlice"}
         if self.config.needs_pods:
@@ -330,26 +331,22 @@ class KubernetesPlugin(Service, Readiness):
         """Transferer: the records of one of the plugin's zones, from the current snapshot."""
         return transfer.records(self.index, self.options, zone)
 
-    def _falls_through(self, name: str) -> bool:
-        ft = self.config.fallthrough
-        if ft is None:
-            return False
-        return not ft or names.longest_zone(name, ft) is not None
-
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
-        zone = names.longest_zone(request.name, self.options.zones)
+        zone = self._zones.match(request.name)
         if zone is None or request.qclass != rr.CLASS_IN:
             return await call_next(request)
         index = self.index  # one consistent snapshot for this lookup
+        cn = clustername.parse(request.qname, request.name, zone)
         if zone in self.options.multicluster:
             result = multicluster.lookup(index, self.options, request.qname, request.qtype)
         else:
             result = zonal.lookup(index, self.options, request.qname, request.qtype) or (
-                answer.lookup(index, self.options, request.qname, request.qtype)
+                answer.lookup(index, self.options, request.qname, request.qtype, cn)
             )
         reply = result.reply
         if reply.rcode == NXDOMAIN:
-            if self._falls_through(request.name):
+            ft = self.config.fallthrough
+            if ft is not None and parsing.falls_through(ft, request.name):
                 return await call_next(request)
             if not index.synced:
                 return replace(
@@ -358,7 +355,7 @@ class KubernetesPlugin(Service, Readiness):
                     plugin=self.name,
                     error="kubernetes: not yet synced with the API",
                 )
-            self._count_nxdomain(request, index, zone)
+            self._count_nxdomain(cn, index)
         if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
             memo.deny()  # the answer now holds upstream data with its own lifetime
             reply = await chase(self._lookup, request, reply, result.chase)
@@ -375,7 +372,8 @@ class KubernetesPlugin(Service, Readiness):
         seen = [index.generation]
         if deps is None or not index.synced:
             return lambda: self.index.generation == seen[0]
-        before = tuple(index.versions.get(k, 0) for k in deps)
+        versions = index.versions
+        before = tuple([versions.get(k, 0) for k in deps])
 
         def check() -> bool:
             current = self.index
@@ -389,30 +387,28 @@ class KubernetesPlugin(Service, Readiness):
 
         return check
 
-    def _count_nxdomain(self, request: Request, index: ClusterIndex, zone: str) -> None:
-        """Count NXDOMAINs, and those that are a pod's search list burning queries (`zone`:
-        the plugin's zone the name is in, already matched by the caller)."""
-        counters: list[Any] = [self._nxdomain]
-        if zone != "." and not zone.endswith(answer.REVERSE_ZONES):
-            rel = request.name[: len(request.name) - len(zone)].rstrip(".")
-            found = search.expansion(
-                names.split(rel) if rel else [],
-                index.namespace_exists,
-                lambda ns, svc: (ns, svc) in index.services,
-            )
-            if found is not None:
-                # Only `<name>.<ns>.svc.<zone>` names the namespace; the label never depends
-                # on the client, so a reply re-served from bytes counts the same.
-                child = self._expansion_children.get(found[1])
-                if child is None:
-                    child = self._expansions.labels(found[1])
-                    self._expansion_children[found[1]] = child
-                counters.append(child)
-        for c in counters:
-            c.inc()
+    def _count_nxdomain(self, cn: clustername.ClusterName, index: ClusterIndex) -> None:
+        """Count NXDOMAINs, and those that are a pod's search list burning queries."""
+        self._nxdomain.inc()
         replay = memo.get()
         if replay is not None:
-            replay.on_hit.extend(c.inc for c in counters)
+            replay.on_hit.append(self._nxdomain.inc)
+        if cn.zone == "." or cn.reverse:
+            return
+        found = search.expansion(
+            cn.labels, index.namespace_exists, lambda ns, svc: (ns, svc) in index.services
+        )
+        if found is None:
+            return
+        # Only `<name>.<ns>.svc.<zone>` names the namespace; the label never depends on the
+        # client, so a reply re-served from bytes counts the same.
+        child = self._expansion_children.get(found[1])
+        if child is None:
+            child = self._expansions.labels(found[1])
+            self._expansion_children[found[1]] = child
+        child.inc()
+        if replay is not None:
+            replay.on_hit.append(child.inc)
 
 
 # How many CNAME lookups through the server the current query is inside: an ExternalName

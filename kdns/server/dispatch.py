@@ -75,7 +75,7 @@ class Dispatcher:
     def __init__(self, routes: Sequence[Route], observers: Observers = Observers()) -> None:
         self.routes = tuple(routes)
         self._by_zone = {z: r for r in self.routes for z in r.zones}
-        self._zones = tuple(self._by_zone)
+        self._zones = names.Zones(tuple(self._by_zone))
         self.observers = observers.answered
         self.on_panic = observers.panicked
         self.on_drop = observers.dropped
@@ -89,7 +89,7 @@ class Dispatcher:
         return self.fastpath.answer(data)
 
     def route(self, name: str) -> tuple[str, Route] | None:
-        zone = names.longest_zone(name, self._zones)
+        zone = self._zones.match(name)
         if zone is None:
             return None
         return zone, self._by_zone[zone]
@@ -99,29 +99,38 @@ class Dispatcher:
         reply, _ = await self._handle(request)
         return reply
 
-    async def _handle(self, request: Request) -> tuple[Reply, str]:
+    def _enter(self, request: Request) -> tuple[str, Route] | Reply:
+        """The zone and chain that answer `request`, or the reply when none does."""
         found = self.route(request.name)
         if found is None:
-            return Reply(rcode=REFUSED), DROPPED
-        zone, route = found
+            return Reply(rcode=REFUSED)
+        route = found[1]
         if request.qclass != CLASS_IN and not (
             route.classes is None or request.qclass in route.classes
         ):
             # CH (chaos, template CH) and other classes enter only chains that answer them.
-            return Reply(rcode=REFUSED), DROPPED
+            return Reply(rcode=REFUSED)
+        return found
+
+    async def _handle(self, request: Request) -> tuple[Reply, str]:
+        entry = self._enter(request)
+        if isinstance(entry, Reply):
+            return entry, DROPPED
+        zone, route = entry
         try:
             return await route.handler(request), zone
         except Exception as exc:  # the one catch-all: a failing plugin costs one SERVFAIL
-            key = f"{type(exc).__name__}: {exc}"
-            if key not in self._logged and len(self._logged) < 1000:
-                self._logged.add(key)
-                # No query name here: query data reaches logs only through `log` and `errors`.
-                log.exception(
-                    "unexpected error answering a query of type %d: %s", request.qtype, key
-                )
-            for cb in self.on_panic:
-                cb()
-            return Reply(rcode=SERVFAIL, error=key), zone
+            return self._failed(request, exc), zone
+
+    def _failed(self, request: Request, exc: Exception) -> Reply:
+        key = f"{type(exc).__name__}: {exc}"
+        if key not in self._logged and len(self._logged) < 1000:
+            self._logged.add(key)
+            # No query name here: query data reaches logs only through `log` and `errors`.
+            log.exception("unexpected error answering a query of type %d: %s", request.qtype, key)
+        for cb in self.on_panic:
+            cb()
+        return Reply(rcode=SERVFAIL, error=key)
 
     async def serve(
         self, data: bytes, proto: str, client: str, port: int, more: list[bytes] | None = None
@@ -146,7 +155,16 @@ class Dispatcher:
         replay = memo.Memo()
         token = memo.current.set(replay)
         try:
-            reply, zone = await self._handle(decoded)
+            # _handle written out here: one coroutine less per query.
+            entry = self._enter(decoded)
+            if isinstance(entry, Reply):
+                reply, zone = entry, DROPPED
+            else:
+                zone = entry[0]
+                try:
+                    reply = await entry[1].handler(decoded)
+                except Exception as exc:  # the one catch-all, as in _handle
+                    reply = self._failed(decoded, exc)
         finally:
             memo.current.reset(token)
         if reply.rcode == DROP:

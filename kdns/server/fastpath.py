@@ -75,6 +75,7 @@ class FastPath:
         now = self.clock()
         if entry.until <= now or (entry.check is not None and not entry.check()):
             del self.entries[key]
+            self.doorkeeper.seen_before(key)  # still a name asked before (see asked_before)
             return None
         if entry.ttls and int(now - entry.born) != entry.applied:
             _restamp(entry, int(now - entry.born))
@@ -91,6 +92,12 @@ class FastPath:
         turn = entry.turn
         entry.turn = turn + 1 if turn + 1 < len(tails) else 0
         return data[:2] + tails[turn]
+
+    def asked_before(self, data: bytes) -> bool:
+        """Whether this query (with any ID) was answered before within the doorkeeper's window,
+        or had an entry here: the UDP loop works on such queries (the names a cluster asks all
+        day, whose entry has just ended) before names asked once, e.g. a flood's."""
+        return self.doorkeeper.knows(data[2:])
 
     def flush(self) -> None:
         """Report the hits counted since the last flush. Metrics collection calls it before

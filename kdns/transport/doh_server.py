@@ -123,7 +123,7 @@ class HttpsListener:
         kind = "https" if self.tls is not None else "http, no tls"
         log.info("dns: listening on %s (%s)", show(host, port), kind)
 
-    def use(self, fast: object) -> None:
+    def use(self, fast: object, known: object = None) -> None:
         """No fast path: every DoH query takes the full path."""
 
     def stop_accepting(self) -> None:

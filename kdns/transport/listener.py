@@ -30,11 +30,13 @@ class Listener:
         self.udp: udp.UdpServer | None = None
         self.tcp = tcp.TcpListener(serve)
 
-    def use(self, fast: udp.Fast | None) -> None:
+    def use(self, fast: udp.Fast | None, known: udp.Known | None = None) -> None:
         """Offer each UDP datagram to `fast` first (the current configuration's fast path);
-        called whenever a new configuration goes live."""
+        `known` tells queries asked before from new ones for the cold-work queue. Called
+        whenever a new configuration goes live."""
         if self.udp is not None:
             self.udp.fast = fast
+            self.udp.known = known
 
     async def open(self) -> None:
         host, port = self.key
@@ -80,7 +82,7 @@ class TlsListener:
         self.tls = tls
         self.tcp = tcp.TcpListener(serve)
 
-    def use(self, fast: udp.Fast | None) -> None:
+    def use(self, fast: udp.Fast | None, known: udp.Known | None = None) -> None:
         """No fast path: it answers from UDP datagrams only."""
 
     async def open(self) -> None:

@@ -127,42 +127,51 @@ class BatchIO:
             raise OSError(err, "recvmmsg failed")
         return n
 
-    def serve(
-        self,
-        n: int,
-        fast: Callable[[bytes], bytes | None],
-        slow: Callable[[bytes, bytes], bytes | None],
-    ) -> None:
-        """Answer the first `n` received datagrams and send the replies in batches.
+    def serve(self, n: int, fast: Callable[[bytes], bytes | None]) -> list[tuple[bytes, bytes]]:
+        """Answer from `fast` what it can of the first `n` received datagrams, send those
+        replies at once, and return the rest as (query, raw sockaddr) for the full path.
 
-        Each datagram goes to `fast` (bytes only), and when it has no reply to `slow` (bytes
-        and the raw sockaddr), which returns a reply of at most SLOT bytes to send with the
-        batch or None (it sends itself later, or drops the query). This loop is the hot path
-        of the whole server: it is written out flat, with everything it touches in local
-        variables (no per-datagram method calls besides `fast`).
-        """
-        rview, sview, siov = self._rview, self._sview, self._siov_view
+        Stored replies go out before any cold work starts: a query the server answers from
+        bytes never waits behind the full path of the datagrams received with it. This loop is
+        the hot path of the whole server: it is written out flat, with everything it touches
+        in local variables (no per-datagram method calls besides `fast`)."""
+        rview, sview, siov, nview = self._rview, self._sview, self._siov_view, self._nview
         pack_len = self._size_t.pack_into
         iov_size, iov_len_at = self._iov_size, self._iov_len_at
-        run = -1  # first slot of the current run of replies to send
+        namelen = self.namelen
+        cold: list[tuple[bytes, bytes]] = []
+        k = 0  # replies are packed into slots 0..k-1, each with its client's address
         lengths = self._lens.iter_unpack(self._mview[: n * self._msg_size])
         for i, (length,) in enumerate(lengths):
             base = i * SLOT
             data = rview[base : base + length].tobytes()
             out = fast(data)
             if out is None or len(out) > SLOT:
-                out = slow(data, self.name(i))
-            if out is not None:
-                sview[base : base + len(out)] = out
-                pack_len(siov, i * iov_size + iov_len_at, len(out))
-                if run < 0:
-                    run = i
-            else:
-                if run >= 0:
-                    self.send(run, i - run)
-                    run = -1
-        if run >= 0:
-            self.send(run, n - run)
+                cold.append((data, nview[i * NAME : i * NAME + namelen].tobytes()))
+                continue
+            if k != i:
+                at = k * NAME
+                nview[at : at + namelen] = nview[i * NAME : i * NAME + namelen]
+            at = k * SLOT
+            sview[at : at + len(out)] = out
+            pack_len(siov, k * iov_size + iov_len_at, len(out))
+            k += 1
+        if k:
+            self.send(0, k)
+        return cold
+
+    def reply(self, replies: list[tuple[bytes, bytes]]) -> None:
+        """Send (raw sockaddr, reply of at most SLOT bytes) pairs, at most BATCH of them, in
+        one batch through the send slots (free between receive batches)."""
+        sview, siov, nview = self._sview, self._siov_view, self._nview
+        pack_len = self._size_t.pack_into
+        iov_size, iov_len_at = self._iov_size, self._iov_len_at
+        for k, (name, out) in enumerate(replies):
+            nview[k * NAME : k * NAME + len(name)] = name
+            sview[k * SLOT : k * SLOT + len(out)] = out
+            pack_len(siov, k * iov_size + iov_len_at, len(out))
+        if replies:
+            self.send(0, len(replies))
 
     def name(self, slot: int) -> bytes:
         """The raw sockaddr a datagram came from."""

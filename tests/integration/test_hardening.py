@@ -177,6 +177,8 @@ async def test_a_flood_of_names_asked_once_is_answered_without_in_flight_work(
         dispatcher = srv.app.instance.dispatchers[("127.0.0.1", srv.port)]  # type: ignore[union-attr]
         assert server is not None
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Room for every reply: queued cold work is answered between the polls below.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
         replies = 0
@@ -200,12 +202,15 @@ async def test_a_flood_of_names_asked_once_is_answered_without_in_flight_work(
                     while True:
                         data = sock.recv(4096)
                         replies += dns.message.from_wire(data).rcode() == dns.rcode.NXDOMAIN
-                return replies + server.dropped >= 2000
+                return replies + server.dropped + server.shed >= 2000
 
             await eventually(drained, timeout=20)
         finally:
             sock.close()
-        assert replies >= 1000  # what the socket buffer held was answered
+        # Every query was answered, or shed and counted where more full-path work waited than
+        # the bound on queued cold work (sent faster than answered, most of them are shed).
+        assert replies >= server.max_cold
+        assert replies + server.shed + server.dropped == 2000
         assert server.peak_inflight == 0  # and not one of them became a task
         assert not dispatcher.fastpath.entries  # nor took a fast-path slot
         assert rrs(await ask(srv.port, "web.shop.svc.cluster.local.")) == WEB
@@ -228,3 +233,45 @@ async def test_a_huge_tcp_length_prefix_is_harmless(tmp_path: Path) -> None:
         w2.close()
         assert rrs(msg) == WEB
         del r
+
+
+async def test_shed_queries_are_counted_on_metrics_and_not_as_requests(tmp_path: Path) -> None:
+    """A burst of names asked once beyond the bound on queued full-path work: what is shed is
+    exported as kdns_udp_shed_total, and coredns_dns_requests_total counts exactly the rest."""
+    from tests.support.http import scrape, series
+    from tests.support.ports import free_port
+
+    mport = free_port()
+    corefile = COREFILE.replace("{\n", f"{{\n    prometheus 127.0.0.1:{mport}\n", 1)
+    async with running_kdns(corefile, with_bundled_cluster(tmp_path)) as srv:
+        server = srv.app.listeners[("127.0.0.1", srv.port)].udp
+        assert server is not None
+        server.max_cold = 5
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        burst = 200
+        replies = 0
+        try:
+            for i in range(burst):  # all at once: the server reads them in one wake-up
+                q = make_query(f"shed{i}.shop.svc.cluster.local.", "A").to_wire()
+                sock.sendto(q, ("127.0.0.1", srv.port))
+
+            async def all_accounted() -> bool:
+                nonlocal replies
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        sock.recv(4096)
+                        replies += 1
+                return replies + server.shed >= burst
+
+            await eventually(all_accounted, timeout=20)
+        finally:
+            sock.close()
+        assert server.shed > 0
+        samples = await scrape(mport)
+    shed = sum(series(samples, "kdns_udp_shed_total").values())
+    requests = sum(series(samples, "coredns_dns_requests_total").values())
+    assert shed == server.shed
+    assert requests == replies == burst - shed

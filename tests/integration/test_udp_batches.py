@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 
 import dns.message
@@ -102,3 +103,59 @@ async def test_replies_bigger_than_a_slot_take_the_full_path(tmp_path: Path) -> 
         for _ in range(3):
             msg = await ask(srv.port, "huge.default.svc.cluster.local.", payload=65000)
             assert len(msg.to_wire()) > mmsg.SLOT and len(rrs(msg)) == 400
+
+
+@pytest.mark.skipif(not mmsg.available(), reason="the cold-work queue is part of the batched loop")
+async def test_stored_replies_go_first_and_cold_work_beyond_the_bound_is_shed() -> None:
+    """A burst of full-path queries (each costing 1 ms here) with one query answered from bytes
+    and one asked before (full path too) behind it: both are answered at once, not after the
+    burst; cold work beyond `max_cold` is dropped and counted, and every cold query is either
+    answered or counted as shed."""
+    from kdns.transport import udp
+
+    cold_cost = 0.001
+
+    async def serve(data: bytes, proto: str, client: str, port: int) -> bytes | None:
+        until = time.perf_counter() + cold_cost
+        while time.perf_counter() < until:
+            pass
+        return data
+
+    def fast(data: bytes) -> bytes | None:
+        return data if data.startswith(b"hot") else None
+
+    sock = udp.open_socket("127.0.0.1", 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    server = udp.UdpServer(sock, serve, fast)
+    server.max_cold = 50
+    server.known = lambda data: data.startswith(b"warm")
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    client.setblocking(False)
+    loop = asyncio.get_running_loop()
+    burst = 300
+    try:
+        for i in range(burst):
+            client.sendto(b"cold%d" % i, ("127.0.0.1", server.port))
+        client.sendto(b"hot", ("127.0.0.1", server.port))
+        client.sendto(b"warm", ("127.0.0.1", server.port))
+        got: list[bytes] = []
+
+        async def receive_until_quiet() -> None:
+            while True:
+                try:
+                    got.append(await asyncio.wait_for(loop.sock_recv(client, 100), 0.5))
+                except TimeoutError:
+                    return
+
+        await asyncio.wait_for(receive_until_quiet(), 30)
+        assert b"hot" in got
+        cold = [g for g in got if g.startswith(b"cold")]
+        assert got.index(b"hot") < 10  # not behind the burst's 300 ms of full-path work
+        assert got.index(b"warm") < 10  # asked before: ahead of the names asked once
+        assert server.shed > 0
+        assert len(cold) + server.shed == burst
+        assert len(cold) <= server.max_cold + 64  # a batch read ahead of the bound, at most
+    finally:
+        client.close()
+        server.close()

@@ -35,7 +35,16 @@ from kdns.plugins import memo
 from kdns.plugins.base import BuildContext, Handler, Service
 from kdns.plugins.cache.config import CacheConfig
 from kdns.plugins.cache.stale import Refresher, answers, refresh_stale, usable
-from kdns.plugins.cache.store import Entry, Key, Kind, Store, classify, minimal_ttl, set_ttl
+from kdns.plugins.cache.store import (
+    Entry,
+    Key,
+    Kind,
+    Store,
+    all_ttls,
+    classify,
+    minimal_ttl,
+    set_ttl,
+)
 
 INDEX_PLUGINS = frozenset({"kubernetes", "autopath"})
 
@@ -57,6 +66,7 @@ class CachePlugin(Service):
         self, config: CacheConfig, ctx: BuildContext, clock: Callable[[], float] | None = None
     ) -> None:
         self.config = config
+        self._zones = names.Zones(config.zones)
         self.clock = loop_clock = clock or time.monotonic
         reg = ctx.registry
         base = (ctx.server, ",".join(config.zones), "")
@@ -108,7 +118,7 @@ class CachePlugin(Service):
 
     async def __call__(self, request: Request, call_next: Handler) -> Reply:
         cfg = self.config
-        if request.qtype in (AXFR, IXFR) or names.longest_zone(request.name, cfg.zones) is None:
+        if request.qtype in (AXFR, IXFR) or self._zones.match(request.name) is None:
             return await call_next(request)
         self.m.requests.inc()
         now = self.clock()
@@ -262,14 +272,17 @@ class CachePlugin(Service):
             ttl = min(ttl, tier.max_ttl)
             if ttl <= 0:
                 return reply
-        shown = reply if cfg.keepttl else set_ttl(reply, int(ttl))
+        shown = reply if cfg.keepttl or all_ttls(reply, int(ttl)) else set_ttl(reply, int(ttl))
+        store = self.stores[kind]
+        if not store.admits(key):
+            return shown  # full, and a name asked once: not worth an entry (see Store)
         # What each hit answers with: the same records, written by the cache.
         served = shown.with_records(shown.answer, shown.authority, shown.additional, self.name)
         entry = Entry(served, shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
         if kind is Kind.SUCCESS or not self._prefer_positive:
             other = Kind.DENIAL if kind is Kind.SUCCESS else Kind.SUCCESS
             self.stores[other].pop(key, None)
-        self.stores[kind][key] = entry
+        store[key] = entry
         return shown
 
     @contextlib.asynccontextmanager

@@ -81,6 +81,15 @@ class Store:
         item = self._data.pop(key, None)
         return item[1] if item is not None else default
 
+    def admits(self, key: Key) -> bool:
+        """Whether a new entry for `key` would be kept: always while there is room or the key
+        is stored already; once full, only on its second offer (the doorkeeper remembers the
+        first). A caller asks before building an entry, so a refused one costs nothing."""
+        data = self._data
+        if len(data) < self.capacity or key in data:
+            return True
+        return self.doorkeeper.seen_before(key)  # asked again by __setitem__: still True
+
     def __setitem__(self, key: Key, entry: Entry) -> None:
         now = self._clock()
         expires = self._ttu(key, entry, now)
@@ -131,6 +140,15 @@ def minimal_ttl(reply: Reply, kind: Kind) -> int:
         if kind is Kind.DENIAL and rr.rtype == SOA and len(rr.rdata) >= 4:
             ttls.append(struct.unpack("!I", rr.rdata[-4:])[0])
     return min(ttls) if ttls else MIN_TTL
+
+
+def all_ttls(reply: Reply, ttl: int) -> bool:
+    """Whether every record already has TTL `ttl` (cluster answers: one TTL throughout)."""
+    return all(
+        r.ttl == ttl
+        for section in (reply.answer, reply.authority, reply.additional)
+        for r in section
+    )
 
 
 def set_ttl(reply: Reply, ttl: int) -> Reply:
