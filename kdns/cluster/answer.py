@@ -16,8 +16,14 @@ from kdns.cluster.clustername import REVERSE_ZONES as REVERSE_ZONES
 from kdns.cluster.clustername import ClusterName
 from kdns.cluster.clustername import endpoint_label as endpoint_label
 from kdns.cluster.index import ClusterIndex
-from kdns.cluster.objects import Key, Port, Service
-from kdns.cluster.selector import Selector
+from kdns.cluster.objects import Key
+from kdns.cluster.options import (
+    Options,
+    PodsMode,
+    match_port,
+    namespace_exposed,
+    service_visible,
+)
 from kdns.dns import names
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, REFUSED, Reply
@@ -27,31 +33,6 @@ DNS_SCHEMA_VERSION = "1.1.0"
 PLUGIN = "kubernetes"  # the metrics label of the replies written here
 TXT_TTL = 28800
 MAX_CHAIN = 8  # CNAMEs in one answer: CoreDNS backend_lookup.go and skydns both stop at 8
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """What the `kubernetes` directive configures, in the form lookups need."""
-
-    zones: tuple[str, ...] = ("cluster.local.",)
-    ttl: int = 5
-    pods: str = "disabled"  # disabled | insecure | verified
-    namespaces: frozenset[str] = frozenset()
-    namespace_labels: Selector | None = None
-    labels: Selector | None = None
-    endpoint_pod_names: bool = False
-    ignore_empty_service: bool = False
-    noendpoints: bool = False
-    server_ips: tuple[str, ...] = ()
-    multicluster: tuple[str, ...] = ()  # zones answered from ServiceImports
-    zonal: bool = False  # `<zone>.pin|prefer._zone.<svc>...` names (kdns.cluster.zonal)
-
-    @property
-    def primary_zone(self) -> str:
-        for zone in self.zones:
-            if not zone.endswith(REVERSE_ZONES):
-                return zone
-        return self.zones[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,25 +110,6 @@ def _positive(
     )
 
 
-def namespace_exposed(index: ClusterIndex, opts: Options, namespace: str) -> bool:
-    if opts.namespaces and namespace not in opts.namespaces:
-        return False
-    if opts.namespace_labels is not None:
-        ns = index.namespaces.get(namespace)
-        return ns is not None and opts.namespace_labels.matches(ns.labels)
-    return index.namespace_exists(namespace)
-
-
-def service_visible(opts: Options, svc: Service) -> bool:
-    return opts.labels is None or opts.labels.matches(svc.labels)
-
-
-def match_port(want_port: str, want_proto: str, port: Port) -> bool:
-    if want_port and want_port != port.name:
-        return False
-    return not (want_proto and want_proto != port.protocol)
-
-
 def answer(
     index: ClusterIndex, opts: Options, qname: str, qtype: int, cn: ClusterName | None = None
 ) -> Answer:
@@ -209,7 +171,7 @@ def _forward_lookup(ctx: _Ctx, qname: str, segs: tuple[str, ...], qtype: int) ->
     if not namespace_exposed(index, opts, namespace):
         raise _NoName
     if len(segs) == 2:
-        if kind == "pod" and opts.pods == "disabled":
+        if kind == "pod" and opts.pods == PodsMode.DISABLED:
             raise _NoName
         return _negative(ctx, NOERROR)  # <ns>.svc.<zone>: exists as an empty non-terminal
     if kind == "pod":
@@ -234,12 +196,12 @@ def _forward_lookup(ctx: _Ctx, qname: str, segs: tuple[str, ...], qtype: int) ->
 
 def _pod_items(ctx: _Ctx, label: str, namespace: str) -> None:
     mode = ctx.opts.pods
-    if mode == "disabled":
+    if mode == PodsMode.DISABLED:
         return
     ip = clustername.pod_label_ip(label)
     if ip is None:
         return
-    if mode == "verified":
+    if mode == PodsMode.VERIFIED:
         pods = ctx.index.pods_by_ip.get(ip, ())
         if not any(p.namespace == namespace for p in pods):
             return

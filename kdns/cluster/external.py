@@ -14,18 +14,10 @@ import functools
 import ipaddress
 from dataclasses import dataclass
 
-from kdns.cluster.answer import (
-    REVERSE_ZONES,
-    Answer,
-    Item,
-    Options,
-    endpoint_label,
-    match_port,
-    namespace_exposed,
-    service_visible,
-)
+from kdns.cluster.answer import REVERSE_ZONES, Answer, Item, endpoint_label
 from kdns.cluster.index import ClusterIndex
 from kdns.cluster.objects import Key, Service
+from kdns.cluster.options import Options, match_port, namespace_exposed, service_visible
 from kdns.dns import names
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, Reply

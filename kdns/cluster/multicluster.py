@@ -18,10 +18,11 @@ cluster zone. Answers read the whole index (`deps` None): they stay valid until 
 from __future__ import annotations
 
 from kdns.cluster import answer
-from kdns.cluster.answer import Answer, Item, Options
+from kdns.cluster.answer import Answer, Item
 from kdns.cluster.imports import ClusterAddress
 from kdns.cluster.index import Address, ClusterIndex
 from kdns.cluster.objects import Port
+from kdns.cluster.options import Options, namespace_exposed
 from kdns.dns import names
 from kdns.dns import records as rr
 
@@ -44,7 +45,7 @@ def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer
 
 def _items(index: ClusterIndex, opts: Options, segs: list[str]) -> list[Item]:
     namespace, service, rest = segs[-2], segs[-3], segs[:-3]
-    if len(rest) > 2 or not answer.namespace_exposed(index, opts, namespace):
+    if len(rest) > 2 or not namespace_exposed(index, opts, namespace):
         return []
     imp = index.imports.get((namespace, service))
     if imp is None or (opts.labels is not None and not opts.labels.matches(imp.labels)):

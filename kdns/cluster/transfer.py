@@ -19,9 +19,10 @@ in two slices) are listed once.
 from __future__ import annotations
 
 from kdns.cluster import answer
-from kdns.cluster.answer import Options, endpoint_label, namespace_exposed
+from kdns.cluster.answer import endpoint_label
 from kdns.cluster.index import ClusterIndex
 from kdns.cluster.objects import Service
+from kdns.cluster.options import Options, namespace_exposed
 from kdns.dns import records as rr
 from kdns.dns.records import RR
 

@@ -21,9 +21,10 @@ like every other `<...>.<svc>.<ns>.svc` answer (their index versions).
 from __future__ import annotations
 
 from kdns.cluster import answer
-from kdns.cluster.answer import Answer, Item, Options
+from kdns.cluster.answer import Answer, Item
 from kdns.cluster.index import Address, ClusterIndex
 from kdns.cluster.objects import Key
+from kdns.cluster.options import Options, namespace_exposed, service_visible
 from kdns.dns import names
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, Reply
@@ -78,12 +79,12 @@ def _addresses(
     index: ClusterIndex, opts: Options, service: str, namespace: str
 ) -> tuple[Address, ...] | None:
     """The ready addresses of a visible headless service; None when it has no zonal names."""
-    if not answer.namespace_exposed(index, opts, namespace):
+    if not namespace_exposed(index, opts, namespace):
         return None
     svc = index.services.get((namespace, service))
     if svc is None or not svc.headless or svc.type == "ExternalName":
         return None
-    if not answer.service_visible(opts, svc):
+    if not service_visible(opts, svc):
         return None
     return index.addresses.get((namespace, service), ())
 

@@ -20,6 +20,7 @@ from kdns import hostport
 from kdns.cluster import answer as cluster_answer
 from kdns.cluster import multicluster
 from kdns.cluster.index import ClusterIndex, IndexBuilder
+from kdns.cluster.options import Options
 from kdns.cluster.search import GLIBC, Outcome
 from kdns.config import BlockConfig, Config
 from kdns.dns import names, wire
@@ -43,7 +44,7 @@ class SourceError(Exception):
 class _Zone:
     block: BlockConfig
     zones: tuple[str, ...]  # the kubernetes zones of the block, or () when it has none
-    options: cluster_answer.Options | None
+    options: Options | None
     fallthrough: tuple[str, ...] | None
     index: ClusterIndex | None
 

@@ -24,6 +24,7 @@ from kdns.cluster import answer, clustername, multicluster, search, transfer, zo
 from kdns.cluster import selector as selectors
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Key
+from kdns.cluster.options import Options, PodsMode
 from kdns.corefile import Directive
 from kdns.dns import names
 from kdns.dns import records as rr
@@ -70,7 +71,7 @@ NOT_YET = (
 
 @dataclass(frozen=True, slots=True)
 class KubernetesConfig:
-    options: answer.Options
+    options: Options
     fallthrough: tuple[str, ...] | None = None  # None: off; (): every zone
     snapshot: str | None = None
     endpoints: tuple[str, ...] = ()  # `endpoint URL...`: the API server, then its fail-overs
@@ -81,7 +82,7 @@ class KubernetesConfig:
 
     @property
     def needs_pods(self) -> bool:
-        return self.options.pods == "verified"
+        return self.options.pods == PodsMode.VERIFIED
 
     @property
     def endpoint(self) -> str | None:
@@ -100,11 +101,12 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
             opts["ttl"] = parsing.integer(args[0], 0, 3600, "ttl")
         elif name == "pods":
             parsing.arg_count(sub, 1, 1, "pods disabled|insecure|verified")
-            if args[0].text not in ("disabled", "insecure", "verified"):
+            try:
+                opts["pods"] = PodsMode(args[0].text)
+            except ValueError:
                 raise args[0].error(
                     f"pods must be disabled, insecure or verified, got {args[0].text!r}"
-                )
-            opts["pods"] = args[0].text
+                ) from None
         elif name == "namespaces":
             if not args:
                 raise sub.error("namespaces needs at least one namespace")
@@ -195,10 +197,10 @@ def parse(d: Directive, block: BlockInfo) -> KubernetesConfig:
         # does not read.
         raise d.error("kubernetes: zonal cannot be used with noendpoints")
     if opts.get("pods") is None:
-        opts["pods"] = "disabled"
+        opts["pods"] = PodsMode.DISABLED
     if cfg.get("snapshot") and (cfg.get("endpoints") or cfg.get("kubeconfig")):
         raise d.error("kubernetes: snapshot cannot be combined with endpoint or kubeconfig")
-    return KubernetesConfig(options=answer.Options(**opts), **cfg)
+    return KubernetesConfig(options=Options(**opts), **cfg)
 
 
 RESOLV_CONF = "/etc/resolv.conf"

@@ -18,7 +18,7 @@ import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
-from kdns.cluster.answer import Options
+from kdns.cluster.options import Options
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MAX_LINE = 64 * 1024 * 1024  # one watch event; a larger line is a broken stream

@@ -17,8 +17,9 @@ import pytest
 
 from kdns.cluster import objects
 from kdns.cluster import selector as selectors
-from kdns.cluster.answer import Options, lookup
+from kdns.cluster.answer import lookup
 from kdns.cluster.index import ClusterIndex, IndexBuilder
+from kdns.cluster.options import Options, PodsMode
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, REFUSED, Reply
 from kdns.dns.records import RR
@@ -197,7 +198,7 @@ def run(index: ClusterIndex, opts: Options, cases: Iterable[Case]) -> None:
     assert not failures, "\n".join(failures)
 
 
-BASE = Options(zones=(Z, "in-addr.arpa.", "ip6.arpa."), pods="insecure", ttl=5)
+BASE = Options(zones=(Z, "in-addr.arpa.", "ip6.arpa."), pods=PodsMode.INSECURE, ttl=5)
 
 
 # -- the cluster ---------------------------------------------------------------------------
@@ -841,7 +842,7 @@ def test_pods() -> None:
             ),
         ],
     )
-    verified = replace(BASE, pods="verified")
+    verified = replace(BASE, pods=PodsMode.VERIFIED)
     run(
         INDEX,
         verified,
@@ -862,7 +863,7 @@ def test_pods() -> None:
             ),
         ],
     )
-    disabled = replace(BASE, pods="disabled")
+    disabled = replace(BASE, pods=PodsMode.DISABLED)
     run(
         INDEX,
         disabled,

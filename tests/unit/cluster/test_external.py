@@ -8,9 +8,9 @@ from typing import Any
 
 from kdns.cluster import external, objects
 from kdns.cluster import selector as selectors
-from kdns.cluster.answer import Options
 from kdns.cluster.external import ExternalOptions
 from kdns.cluster.index import ClusterIndex, IndexBuilder
+from kdns.cluster.options import Options
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN
 

@@ -14,9 +14,10 @@ import pytest
 
 from kdns import config
 from kdns.cluster import multicluster, selector
-from kdns.cluster.answer import Answer, Options
+from kdns.cluster.answer import Answer
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Endpoint, ServiceImport, Slice
+from kdns.cluster.options import Options
 from kdns.diagnose.sources import Offline
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN

@@ -12,8 +12,9 @@ from dataclasses import replace
 import pytest
 
 from kdns.cluster import answer, zonal
-from kdns.cluster.answer import Answer, Options
+from kdns.cluster.answer import Answer
 from kdns.cluster.index import ClusterIndex, IndexBuilder
+from kdns.cluster.options import Options
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN
 from kdns.sources import static
