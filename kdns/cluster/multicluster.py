@@ -17,33 +17,34 @@ cluster zone. Answers read the whole index (`deps` None): they stay valid until 
 
 from __future__ import annotations
 
-from kdns.cluster import answer
+from collections.abc import Sequence
+
+from kdns.cluster import answer, clustername
 from kdns.cluster.answer import Answer, Item
+from kdns.cluster.clustername import ClusterName
 from kdns.cluster.imports import ClusterAddress
 from kdns.cluster.index import Address, ClusterIndex
 from kdns.cluster.objects import Port
 from kdns.cluster.options import Options, namespace_exposed
-from kdns.dns import names
 from kdns.dns import records as rr
 
 
-def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer:
-    """Answer `qname`/`qtype` for a name inside one of `opts.multicluster` (caller checked)."""
-    name = names.normalize(qname)
-    zone = names.longest_zone(name, opts.zones)
-    if zone is None or zone == "." or qtype in (rr.AXFR, rr.IXFR):
-        return answer.lookup(index, opts, qname, qtype)
-    rel = name[: len(name) - len(zone)].rstrip(".")
-    segs = names.split(rel) if rel else []
+def lookup(
+    index: ClusterIndex, opts: Options, qname: str, qtype: int, cn: ClusterName | None = None
+) -> Answer:
+    """Answer `qname`/`qtype` for a name inside one of `opts.multicluster` (caller checked);
+    `cn` is the name already parsed (the kubernetes plugin parses each query once)."""
+    if cn is None:
+        cn = clustername.parse_text(qname, opts.zones)
+    if cn is None or cn.zone == "." or qtype in (rr.AXFR, rr.IXFR):
+        return answer.lookup(index, opts, qname, qtype, cn)
+    segs = cn.labels
     if len(segs) < 3 or segs[-1] != "svc":
-        return answer.lookup(index, opts, qname, qtype)
-    zone_text = qname[len(qname) - len(zone) :]
-    if not zone_text.endswith("."):
-        zone_text += "."
-    return answer.shape(index, opts, qname, qtype, zone_text, _items(index, opts, segs))
+        return answer.lookup(index, opts, qname, qtype, cn)
+    return answer.shape(index, opts, qname, qtype, cn.zone_text, _items(index, opts, segs))
 
 
-def _items(index: ClusterIndex, opts: Options, segs: list[str]) -> list[Item]:
+def _items(index: ClusterIndex, opts: Options, segs: Sequence[str]) -> list[Item]:
     namespace, service, rest = segs[-2], segs[-3], segs[:-3]
     if len(rest) > 2 or not namespace_exposed(index, opts, namespace):
         return []

@@ -20,12 +20,14 @@ like every other `<...>.<svc>.<ns>.svc` answer (their index versions).
 
 from __future__ import annotations
 
-from kdns.cluster import answer
+from collections.abc import Sequence
+
+from kdns.cluster import answer, clustername
 from kdns.cluster.answer import Answer, Item
+from kdns.cluster.clustername import ClusterName
 from kdns.cluster.index import Address, ClusterIndex
 from kdns.cluster.objects import Key
 from kdns.cluster.options import Options, namespace_exposed, service_visible
-from kdns.dns import names
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, Reply
 
@@ -33,7 +35,7 @@ ANCHOR = "_zone"
 DIRECTIVES = ("pin", "prefer")
 
 
-def parse(segs: list[str]) -> tuple[str, bool, str, str] | None:
+def parse(segs: Sequence[str]) -> tuple[str, bool, str, str] | None:
     """(zone, prefer, service, namespace) of a zonal name, given the labels left of the cluster
     zone; None when the labels are not of that form."""
     if len(segs) < 6 or segs[-1] != "svc" or segs[-4] != ANCHOR or segs[-5] not in DIRECTIVES:
@@ -41,23 +43,25 @@ def parse(segs: list[str]) -> tuple[str, bool, str, str] | None:
     return ".".join(segs[:-5]), segs[-5] == "prefer", segs[-3], segs[-2]
 
 
-def lookup(index: ClusterIndex, opts: Options, qname: str, qtype: int) -> Answer | None:
+def lookup(
+    index: ClusterIndex, opts: Options, qname: str, qtype: int, cn: ClusterName | None = None
+) -> Answer | None:
     """The answer for a zonal name, or None when `qname` is not one (the caller answers it
-    as any other name: `answer.lookup`)."""
+    as any other name: `answer.lookup`). `cn` is the name already parsed (the kubernetes
+    plugin parses each query once); without it, `qname` is parsed here."""
     if not opts.zonal or qtype in (rr.AXFR, rr.IXFR) or "._zone." not in qname.lower():
         return None  # the last test keeps the option nearly free for every other name
-    name = names.normalize(qname)
-    zone = names.longest_zone(name, opts.zones)
-    if zone is None or zone in opts.multicluster or zone.endswith(answer.REVERSE_ZONES):
+    if cn is None:
+        cn = clustername.parse_text(qname, opts.zones)
+        if cn is None:
+            return None
+    if cn.zone in opts.multicluster or cn.reverse:
         return None
-    rel = name[: len(name) - len(zone)].rstrip(".") if zone != "." else name.rstrip(".")
-    parsed = parse(names.split(rel) if rel else [])
+    parsed = parse(cn.labels)
     if parsed is None:
         return None
     topo, prefer, service, namespace = parsed
-    zone_text = qname[len(qname) - len(zone) :] if zone != "." else "."
-    if not zone_text.endswith("."):
-        zone_text += "."
+    zone_text = cn.zone_text
     deps: tuple[Key, ...] = ((namespace, service), ("", namespace))
     addrs = _addresses(index, opts, service, namespace)
     if addrs is None:  # no such name: NXDOMAIN, as answer.shape gives for no items

@@ -340,9 +340,9 @@ class KubernetesPlugin(Service, Readiness):
         index = self.index  # one consistent snapshot for this lookup
         cn = clustername.parse(request.qname, request.name, zone)
         if zone in self.options.multicluster:
-            result = multicluster.lookup(index, self.options, request.qname, request.qtype)
+            result = multicluster.lookup(index, self.options, request.qname, request.qtype, cn)
         else:
-            result = zonal.lookup(index, self.options, request.qname, request.qtype) or (
+            result = zonal.lookup(index, self.options, request.qname, request.qtype, cn) or (
                 answer.lookup(index, self.options, request.qname, request.qtype, cn)
             )
         reply = result.reply
