@@ -12,17 +12,17 @@ watches, and its filters), which must be present, as CoreDNS requires. See docs/
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from kdns.cluster import external
 from kdns.corefile import CorefileError, Directive
 from kdns.dns import names
 from kdns.dns import records as rr
-from kdns.dns.message import NXDOMAIN, SERVFAIL, Reply, Request
+from kdns.dns.message import NXDOMAIN, Reply, Request
 from kdns.dns.records import RR
 from kdns.plugins import memo, parsing
 from kdns.plugins.base import BlockInfo, BuildContext, Handler, PluginSpec
-from kdns.plugins.kubernetes import KubernetesPlugin, chase
+from kdns.plugins.kubernetes import KubernetesPlugin, chase, not_synced
 
 PROPERTIES = ("apex", "headless", "ttl", "fallthrough")
 
@@ -89,12 +89,7 @@ class ExternalPlugin:
             if parsing.falls_through(self.config.fallthrough, request.name):
                 return await call_next(request)
             if not index.synced:
-                return replace(
-                    reply,
-                    rcode=SERVFAIL,
-                    plugin=self.name,
-                    error="k8s_external: the kubernetes plugin has not synced with the API yet",
-                )
+                return not_synced(reply, self.name)
         if result.chase is not None:
             memo.deny()  # the answer now holds upstream data with its own lifetime
             return await chase(self._lookup, request, reply, result.chase)

@@ -351,12 +351,7 @@ class KubernetesPlugin(Service, Readiness):
             if ft is not None and parsing.falls_through(ft, request.name):
                 return await call_next(request)
             if not index.synced:
-                return replace(
-                    reply,
-                    rcode=SERVFAIL,
-                    plugin=self.name,
-                    error="kubernetes: not yet synced with the API",
-                )
+                return not_synced(reply, self.name)
             self._count_nxdomain(cn, index)
         if result.chase is not None and request.qtype in (rr.A, rr.AAAA):
             memo.deny()  # the answer now holds upstream data with its own lifetime
@@ -411,6 +406,14 @@ class KubernetesPlugin(Service, Readiness):
         child.inc()
         if replay is not None:
             replay.on_hit.append(child.inc)
+
+
+def not_synced(reply: Reply, plugin: str) -> Reply:
+    """An NXDOMAIN found before the index first synced with the API: SERVFAIL, since the name
+    may well exist (a client retries; a cached NXDOMAIN would hide it)."""
+    return replace(
+        reply, rcode=SERVFAIL, plugin=plugin, error=f"{plugin}: not yet synced with the API"
+    )
 
 
 # How many CNAME lookups through the server the current query is inside: an ExternalName
