@@ -20,6 +20,7 @@ from kdns.cluster.objects import Key
 from kdns.cluster.options import (
     Options,
     PodsMode,
+    front_services,
     match_port,
     namespace_exposed,
     service_visible,
@@ -340,23 +341,13 @@ def _ns_hosts(ctx: _Ctx) -> list[tuple[str, str]]:
     index, opts = ctx.index, ctx.opts
     zone = _ns_zone(ctx)
     out: list[tuple[str, str]] = []
-    done: set[Key] = set()
-    if not opts.noendpoints:
-        for ip in opts.server_ips:
-            for key, _addr in index.endpoint_ip_owners.get(ip, ()):
-                svc = index.services.get(key)
-                if key in done or svc is None or not service_visible(opts, svc):
-                    continue
-                if not namespace_exposed(index, opts, key[0]):
-                    continue
-                done.add(key)
-                base = f"{svc.name}.{svc.namespace}.svc.{zone}"
-                if svc.headless:
-                    for a in index.addresses.get(key, ()):
-                        label = endpoint_label(a, opts.endpoint_pod_names)
-                        out.append((f"{label}.{base}", a.ip))
-                else:
-                    out.extend((base, cip) for cip in svc.cluster_ips)
+    for svc in front_services(index, opts, named=True):
+        base = f"{svc.name}.{svc.namespace}.svc.{zone}"
+        if svc.headless:
+            for a in index.addresses.get(svc.key, ()):
+                out.append((f"{endpoint_label(a, opts.endpoint_pod_names)}.{base}", a.ip))
+        else:
+            out.extend((base, cip) for cip in svc.cluster_ips)
     if not out:
         out = [(f"ns.dns.{zone}", ip) for ip in opts.server_ips if ip]
     return out

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from kdns.cluster.answer import REVERSE_ZONES, Answer, Item, endpoint_label
 from kdns.cluster.index import ClusterIndex
 from kdns.cluster.objects import Key, Service
-from kdns.cluster.options import Options, match_port, namespace_exposed, service_visible
+from kdns.cluster.options import (
+    Options,
+    front_services,
+    match_port,
+    namespace_exposed,
+    service_visible,
+)
 from kdns.dns import names
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, NXDOMAIN, Reply
@@ -257,21 +263,13 @@ def ns_addresses(index: ClusterIndex, kopts: Options, opts: ExternalOptions) -> 
     them, the server's own IPs.
     """
     out: list[str] = []
-    found = False
-    done: set[Key] = set()
-    if not kopts.noendpoints:
-        for ip in kopts.server_ips:
-            for key, _addr in index.endpoint_ip_owners.get(ip, ()):
-                svc = index.services.get(key)
-                if key in done or svc is None or not service_visible(kopts, svc):
-                    continue
-                done.add(key)
-                found = True
-                if opts.headless and svc.headless:
-                    out.extend(a.ip for a in index.addresses.get(key, ()))
-                else:
-                    out.extend(svc.external_ips)
-    if not found:
+    fronts = front_services(index, kopts)
+    for svc in fronts:
+        if opts.headless and svc.headless:
+            out.extend(a.ip for a in index.addresses.get(svc.key, ()))
+        else:
+            out.extend(svc.external_ips)
+    if not fronts:
         out = [ip for ip in kopts.server_ips if ip]
     return list(dict.fromkeys(out))
 

@@ -63,3 +63,24 @@ def match_port(want_port: str, want_proto: str, port: Port) -> bool:
     if want_port and want_port != port.name:
         return False
     return not (want_proto and want_proto != port.protocol)
+
+
+def front_services(index: ClusterIndex, opts: Options, *, named: bool = False) -> list[Service]:
+    """The Services that front this DNS server (CoreDNS's nsAddrs): each visible Service with
+    one of the server's own IPs among its endpoints, once. With `named`, only those whose
+    namespace is exposed too, for answers that name the Service (an NS target must resolve).
+    Empty with `noendpoints`, which reads no endpoints."""
+    out: list[Service] = []
+    if opts.noendpoints:
+        return out
+    done: set[tuple[str, str]] = set()
+    for ip in opts.server_ips:
+        for key, _addr in index.endpoint_ip_owners.get(ip, ()):
+            svc = index.services.get(key)
+            if key in done or svc is None or not service_visible(opts, svc):
+                continue
+            if named and not namespace_exposed(index, opts, key[0]):
+                continue
+            done.add(key)
+            out.append(svc)
+    return out
