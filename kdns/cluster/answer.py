@@ -27,6 +27,7 @@ from kdns.cluster.options import (
 )
 from kdns.dns import names
 from kdns.dns import records as rr
+from kdns.dns.frozen import fast_init
 from kdns.dns.message import NOERROR, NXDOMAIN, REFUSED, Reply
 from kdns.dns.records import RR
 
@@ -44,6 +45,7 @@ class Item:
     external: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Answer:
     reply: Reply

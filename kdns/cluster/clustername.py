@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from kdns.cluster.index import Address
 from kdns.cluster.objects import Key
 from kdns.dns import names
+from kdns.dns.frozen import fast_init
 
 REVERSE_ZONES = ("in-addr.arpa.", "ip6.arpa.")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClusterName:
     qname: str  # as asked, letter case kept

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from kdns.dns import names
+from kdns.dns.frozen import fast_init
 from kdns.dns.records import RR
 
 # Response codes (RFC 1035, 2671, 6891). BADVERS is an extended rcode (needs OPT).
@@ -78,6 +79,7 @@ class Edns:
         return any(c == code for c, _ in self.options)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Request:
     id: int
@@ -130,6 +132,7 @@ class Request:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Reply:
     rcode: int

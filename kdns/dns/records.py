@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from kdns.dns import names
+from kdns.dns.frozen import fast_init
 
 A = 1
 NS = 2
@@ -86,6 +87,7 @@ def type_from_text(text: str) -> int:
     raise ValueError(f"unknown record type {text!r}")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RR:
     name: str
