@@ -45,12 +45,20 @@ class Doorkeeper:
     def seen_before(self, key: Hashable) -> bool:
         """True when `key` was offered before (within the window); else remember it."""
         h = hash(key) or 1  # 0 marks an empty slot
+        mask = self._mask
         current = self._current
-        slot = self._find(current, h)
-        if current[slot] == h:
+        # The first probe inline: at most half full, most lookups end there (a call saved).
+        slot = h & mask
+        v = current[slot]
+        if v == h:
             return True
+        if v != 0:
+            slot = self._find(current, h)
+            if current[slot] == h:
+                return True
         previous = self._previous
-        if previous[self._find(previous, h)] == h:
+        v = previous[h & mask]
+        if v == h or (v != 0 and previous[self._find(previous, h)] == h):
             return True
         current[slot] = h
         self._count += 1
@@ -63,8 +71,12 @@ class Doorkeeper:
     def knows(self, key: Hashable) -> bool:
         """Whether `key` was offered within the window (without remembering it)."""
         h = hash(key) or 1
-        current, previous = self._current, self._previous
-        return current[self._find(current, h)] == h or previous[self._find(previous, h)] == h
+        mask = self._mask
+        for table in (self._current, self._previous):
+            v = table[h & mask]
+            if v == h or (v != 0 and table[self._find(table, h)] == h):
+                return True
+        return False
 
     def __len__(self) -> int:
         """Keys remembered in the current generation (the previous one holds at most

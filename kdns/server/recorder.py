@@ -67,61 +67,73 @@ class _Histogram:
         self.sum = 0.0
 
 
-class FastHandle:
-    """Every counter slot one fast-path reply touches, looked up once, bumped on each hit."""
+class _Slots:
+    """Every counter and histogram one kind of answered query bumps (server, zone, protocol,
+    family, type, DO bit, rcode, plugin), looked up once and then bumped directly."""
 
-    __slots__ = (
-        "do",
-        "dur",
-        "req",
-        "req_at",
-        "req_cell",
-        "resp",
-        "resp_at",
-        "resp_cell",
-        "size_req",
-        "size_resp",
-    )
+    __slots__ = ("do", "dur", "req", "req_cell", "resp", "resp_cell")
 
     def __init__(
-        self,
-        rec: QueryRecorder,
-        server: str,
-        request: Request,
-        reply: Reply,
-        zone: str,
-        size: int,
-        plugin: str,
+        self, rec: QueryRecorder, server: str, zone: str, request: Request, rcode: int, plugin: str
     ) -> None:
         family = "2" if ":" in request.client else "1"
         key = (server, zone, request.proto, family, TYPE_LABEL.get(request.qtype, "other"))
         self.req_cell = rec.requests.setdefault(key, [0])
         sz = (server, zone)
         self.do = rec.do_requests.setdefault(sz, [0]) if request.do else None
-        rkey = (server, zone, rcode_name(reply.rcode), plugin)
+        rkey = (server, zone, rcode_name(rcode), plugin)
         self.resp_cell = rec.responses.setdefault(rkey, [0])
         pkey = (server, zone, request.proto)
         self.dur = rec.duration.setdefault(sz, _Histogram(len(TIME_BUCKETS)))
         self.req = rec.req_size.setdefault(pkey, _Histogram(len(SIZE_BUCKETS)))
         self.resp = rec.resp_size.setdefault(pkey, _Histogram(len(SIZE_BUCKETS)))
-        self.size_req = request.size
-        self.size_resp = size
-        self.req_at = bisect_left(SIZE_BUCKETS, request.size)
-        self.resp_at = bisect_left(SIZE_BUCKETS, size)
 
-    def hit(self, n: int = 1) -> None:
-        self.req_cell[0] += n
-        self.resp_cell[0] += n
+    def count(self, seconds: float, req_size: int, resp_size: int) -> None:
+        self.req_cell[0] += 1
+        self.resp_cell[0] += 1
         if self.do is not None:
-            self.do[0] += n
+            self.do[0] += 1
+        h = self.dur
+        h.counts[bisect_left(TIME_BUCKETS, seconds)] += 1
+        h.sum += seconds
+        h = self.req
+        h.counts[bisect_left(SIZE_BUCKETS, req_size)] += 1
+        h.sum += req_size
+        h = self.resp
+        h.counts[bisect_left(SIZE_BUCKETS, resp_size)] += 1
+        h.sum += resp_size
+
+
+class FastHandle:
+    """The slots one fast-path reply touches, with its fixed sizes: bumped by n on n hits."""
+
+    __slots__ = ("req_at", "resp_at", "size_req", "size_resp", "slots")
+
+    def __init__(self, slots: _Slots, req_size: int, resp_size: int) -> None:
+        self.slots = slots
+        self.size_req = req_size
+        self.size_resp = resp_size
+        self.req_at = bisect_left(SIZE_BUCKETS, req_size)
+        self.resp_at = bisect_left(SIZE_BUCKETS, resp_size)
+
+    def __call__(self, n: int = 1) -> None:
+        slots = self.slots
+        slots.req_cell[0] += n
+        slots.resp_cell[0] += n
+        if slots.do is not None:
+            slots.do[0] += n
         # A fast-path reply is a few dictionary reads: it lands in the first duration bucket.
-        self.dur.counts[0] += n
-        req = self.req
+        slots.dur.counts[0] += n
+        req = slots.req
         req.counts[self.req_at] += n
         req.sum += self.size_req * n
-        resp = self.resp
+        resp = slots.resp
         resp.counts[self.resp_at] += n
         resp.sum += self.size_resp * n
+
+
+# Kinds of query remembered with their slots; a flood of odd query types cannot grow it past.
+MAX_KINDS = 4096
 
 
 class QueryRecorder(Collector):
@@ -138,8 +150,7 @@ class QueryRecorder(Collector):
         self.resp_size: dict[tuple[str, str, str], _Histogram] = {}
         self.panics = 0
         self.drops: dict[tuple[str, str], int] = {}  # (server, proto): queries sent no reply
-        self._nt = len(TIME_BUCKETS)
-        self._ns = len(SIZE_BUCKETS)
+        self._kinds: dict[tuple[str, str, str, bool, int, bool, int, str], _Slots] = {}
 
     def count_panic(self) -> None:
         self.panics += 1
@@ -147,42 +158,24 @@ class QueryRecorder(Collector):
     def count_drop(self, server: str, proto: str) -> None:
         self.drops[server, proto] = self.drops.get((server, proto), 0) + 1
 
+    def slots(self, server: str, zone: str, request: Request, rcode: int, plugin: str) -> _Slots:
+        """The slots a query of this kind bumps (made on its first sighting)."""
+        kind = (
+            server, zone, request.proto, ":" in request.client, request.qtype, request.do,
+            rcode, plugin,
+        )  # fmt: skip
+        slots = self._kinds.get(kind)
+        if slots is None:
+            if len(self._kinds) >= MAX_KINDS:
+                self._kinds.clear()  # the counters stay; only the shortcut is rebuilt
+            slots = self._kinds[kind] = _Slots(self, server, zone, request, rcode, plugin)
+        return slots
+
     def observe(
         self, server: str, request: Request, reply: Reply, zone: str, seconds: float, size: int
     ) -> None:
-        proto = request.proto
-        family = "2" if ":" in request.client else "1"
-        key = (server, zone, proto, family, TYPE_LABEL.get(request.qtype, "other"))
-        cell = self.requests.get(key)
-        if cell is None:
-            cell = self.requests[key] = [0]
-        cell[0] += 1
-        sz = (server, zone)
-        if request.edns is not None and request.edns.do:
-            self.do_requests.setdefault(sz, [0])[0] += 1
-        rkey = (server, zone, rcode_name(reply.rcode), reply.plugin)
-        cell = self.responses.get(rkey)
-        if cell is None:
-            cell = self.responses[rkey] = [0]
-        cell[0] += 1
-
-        h = self.duration.get(sz)
-        if h is None:
-            h = self.duration[sz] = _Histogram(self._nt)
-        h.counts[bisect_left(TIME_BUCKETS, seconds)] += 1
-        h.sum += seconds
-
-        pkey = (server, zone, proto)
-        h = self.req_size.get(pkey)
-        if h is None:
-            h = self.req_size[pkey] = _Histogram(self._ns)
-        h.counts[bisect_left(SIZE_BUCKETS, request.size)] += 1
-        h.sum += request.size
-        h = self.resp_size.get(pkey)
-        if h is None:
-            h = self.resp_size[pkey] = _Histogram(self._ns)
-        h.counts[bisect_left(SIZE_BUCKETS, size)] += 1
-        h.sum += size
+        slots = self.slots(server, zone, request, reply.rcode, reply.plugin)
+        slots.count(seconds, request.size, size)
 
     # -- exposition ---------------------------------------------------------------------------
 
@@ -307,6 +300,7 @@ def observers(
             return None
         server = servers.get(zone, default)
         plugin = credit or reply.plugin
-        return FastHandle(recorder, server, request, reply, zone, entry.size, plugin).hit
+        slots = recorder.slots(server, zone, request, reply.rcode, plugin)
+        return FastHandle(slots, request.size, entry.size)
 
     return Observers((observer,), panicked, dropped, (fast_hit,))
