@@ -44,7 +44,9 @@ class Entry:
     on_hit: tuple[Callable[[int], None], ...]
     stat: object  # what the full path saw, for the metrics recorder's first-hit resolution
     size: int
-    ttls: tuple[tuple[int, int], ...]  # (offset in tail, TTL as encoded) when counting down
+    # When counting down: offset in tail, TTL as encoded, for each record in turn (one flat
+    # tuple: an SRV answer with its addresses has 20+ records).
+    ttls: tuple[int, ...]
     born: float  # monotonic time at which `applied` is 0 and the encoded TTLs are exact
     applied: int = 0  # seconds already taken off the encoded TTLs in `tails`
     turn: int = 0  # the rotation served next
@@ -138,11 +140,15 @@ class FastPath:
                 if rotations is None:
                     return  # records loadbalance shuffles, in a shape we cannot splice
                 tails = rotations
-        ttls: tuple[tuple[int, int], ...] = ()
+        ttls: tuple[int, ...] = ()
         born = now
         if memo.countdown is not None:
             born = memo.countdown[0] + memo.countdown[1]
-            ttls = tuple((s[3] - 2, _TTL.unpack_from(reply, s[3])[0]) for s in spans)
+            ttls = tuple(
+                itertools.chain.from_iterable(
+                    (s[3] - 2, _TTL.unpack_from(reply, s[3])[0]) for s in spans
+                )
+            )
         if len(self.entries) >= self.max_entries:
             # Drop the oldest tenth: cheap, and hot names come straight back.
             for old in list(itertools.islice(self.entries, self.max_entries // 10 or 1)):
@@ -171,7 +177,9 @@ def _restamp(entry: Entry, applied: int) -> None:
     out = []
     for tail in entry.tails:
         buf = bytearray(tail)
-        for off, ttl in entry.ttls:
+        ttls = entry.ttls
+        for i in range(0, len(ttls), 2):
+            off, ttl = ttls[i], ttls[i + 1]
             _TTL.pack_into(buf, off, ttl - applied if ttl > applied else 0)
         out.append(bytes(buf))
     entry.tails = tuple(out)
