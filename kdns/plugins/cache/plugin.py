@@ -93,8 +93,12 @@ class CachePlugin(Service):
             return entry.stored + entry.ttl + stale_window
 
         self.stores: dict[Kind, Store] = {}
+        self._fast_hits: dict[Kind, _FastHits] = {}
         for kind, tier in ((Kind.SUCCESS, config.success), (Kind.DENIAL, config.denial)):
             self.m.hits[kind] = child("coredns_cache_hits_total", "The count of cache hits.", kind)
+            # Told the fast path's re-serves of entries of this kind: one shared counter, not
+            # a closure kept with every stored reply.
+            self._fast_hits[kind] = _FastHits(self.m.requests, self.m.hits[kind])
             self.m.evictions[kind] = child(
                 "coredns_cache_evictions_total", "The count of cache evictions.", kind
             )
@@ -137,7 +141,7 @@ class CachePlugin(Service):
                     if self._should_prefetch(entry, now, age):
                         self._prefetch(key, entry, request, call_next)
                 else:
-                    self._memo_hit(entry, age, hit)
+                    self._memo_hit(entry, age)
                 return self._serve(entry, age)
             memo.deny()  # stale: each answer must trigger a refresh
             if cfg.serve_stale and age < entry.ttl + cfg.serve_stale:
@@ -150,10 +154,10 @@ class CachePlugin(Service):
         reply = await self._fetch(key, request, call_next)
         stored = self._get(key)
         if stored is not None and stored.filled is reply and not cfg.prefetch:
-            self._memo_hit(stored, self.clock() - stored.stored, self.m.hits[stored.kind])
+            self._memo_hit(stored, self.clock() - stored.stored)
         return reply
 
-    def _memo_hit(self, entry: Entry, age: float, hit: Any) -> None:
+    def _memo_hit(self, entry: Entry, age: float) -> None:
         """Let the dispatcher re-serve these bytes until the shown TTL would tick down."""
         note = memo.get()
         if note is None:
@@ -165,13 +169,7 @@ class CachePlugin(Service):
         note.bound(now + left)
         if not self.config.keepttl:
             note.count_down(now - age, int(age))  # the fast path re-stamps TTLs each second
-        requests = self.m.requests
-
-        def counted(hits: int) -> None:
-            requests.inc(hits)
-            hit.inc(hits)
-
-        note.on_hit.append(counted)
+        note.on_hit.append(self._fast_hits[entry.kind])
 
     def _serve(self, entry: Entry, age: float) -> Reply:
         if self.config.keepttl:
@@ -292,6 +290,20 @@ class CachePlugin(Service):
             yield
         finally:
             await self.refresher.tasks.close()
+
+
+class _FastHits:
+    """Counts re-serves of cache entries of one kind as cache requests and hits."""
+
+    __slots__ = ("_hits", "_requests")
+
+    def __init__(self, requests: Any, hits: Any) -> None:
+        self._requests = requests
+        self._hits = hits
+
+    def __call__(self, n: int) -> None:
+        self._requests.inc(n)
+        self._hits.inc(n)
 
 
 def build(config: CacheConfig, ctx: BuildContext) -> CachePlugin:
