@@ -16,21 +16,9 @@ from types import MappingProxyType
 
 from kdns.cluster.cowmap import CowMap
 from kdns.cluster.imports import ClusterAddress, ImportsBuilder
-from kdns.cluster.objects import Key, Namespace, Pod, Port, Service, ServiceImport, Slice
+from kdns.cluster.objects import Endpoint, Key, Namespace, Pod, Service, ServiceImport, Slice
 
 KINDS = ("Namespace", "Service", "EndpointSlice", "Pod", "ServiceImport")
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """One published endpoint address of a service, with the ports of its slice."""
-
-    ip: str
-    hostname: str
-    pod_name: str
-    ports: tuple[Port, ...]
-    # Part of the value, so a zone-only change re-versions the service (zonal answers read it).
-    zone: str = ""
 
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
@@ -39,14 +27,17 @@ _EMPTY: Mapping[str, object] = MappingProxyType({})
 @dataclass(frozen=True, slots=True)
 class ClusterIndex:
     services: Mapping[Key, Service] = field(default_factory=dict)
-    addresses: Mapping[Key, tuple[Address, ...]] = field(default_factory=dict)
+    # The published endpoint addresses of each service: the records of its slices (ready
+    # ones, or all with publishNotReadyAddresses), in slice name order.
+    addresses: Mapping[Key, tuple[Endpoint, ...]] = field(default_factory=dict)
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     service_namespaces: frozenset[str] = frozenset()
     pods_by_ip: Mapping[str, tuple[Pod, ...]] = field(default_factory=dict)
     cluster_ip_owners: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)
     # Services by external IP (spec.externalIPs, load balancer ingress): k8s_external's PTRs.
     external_ip_owners: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)
-    endpoint_ip_owners: Mapping[str, tuple[tuple[Key, Address], ...]] = field(default_factory=dict)
+    # The same records by IP, for PTRs (each names its service: `service_key`).
+    endpoint_ip_owners: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
     # The generation at which each service key (namespace, name), and each namespace
     # ("", namespace), last changed: an answer that depends only on those stays valid across
     # publishes that touch other objects (the fast path keeps serving it).
@@ -63,15 +54,14 @@ class ClusterIndex:
         return namespace in self.namespaces or namespace in self.service_namespaces
 
 
-def _addresses(service: Service, slices: Iterable[Slice]) -> tuple[Address, ...]:
-    out: list[Address] = []
-    for sl in sorted(slices, key=lambda s: s.name):
-        for ep in sl.endpoints:
-            if not ep.ready and not service.publish_not_ready:
-                continue
-            for ip in ep.addresses:
-                out.append(Address(ip, ep.hostname, ep.pod_name, sl.ports, ep.zone))
-    return tuple(out)
+def _addresses(service: Service, slices: Iterable[Slice]) -> tuple[Endpoint, ...]:
+    """The slices' own records, filtered and ordered: no new object per address."""
+    ordered = sorted(slices, key=lambda s: s.name)
+    every = service.publish_not_ready
+    out = tuple(ep for sl in ordered for ep in sl.endpoints if every or ep.ready)
+    if len(ordered) == 1 and len(out) == len(ordered[0].endpoints):
+        return ordered[0].endpoints  # the same records: share the slice's tuple
+    return out
 
 
 class IndexBuilder:
@@ -86,8 +76,8 @@ class IndexBuilder:
         self._slices_of: dict[Key, set[Key]] = {}
         self._pods: dict[Key, Pod] = {}
         self._namespaces: CowMap[str, Namespace] = CowMap()
-        self._addresses: CowMap[Key, tuple[Address, ...]] = CowMap()
-        self._ep_owners: CowMap[str, tuple[tuple[Key, Address], ...]] = CowMap()
+        self._addresses: CowMap[Key, tuple[Endpoint, ...]] = CowMap()
+        self._ep_owners: CowMap[str, tuple[Endpoint, ...]] = CowMap()
         self._cip_owners: CowMap[str, tuple[Key, ...]] = CowMap()
         self._ext_owners: CowMap[str, tuple[Key, ...]] = CowMap()
         self._pods_by_ip: CowMap[str, tuple[Pod, ...]] = CowMap()
@@ -261,7 +251,7 @@ class IndexBuilder:
 
     def _recompute(self, key: Key) -> None:
         for addr in self._addresses.pop(key, ()):
-            owners = tuple(o for o in self._ep_owners.get(addr.ip, ()) if o[0] != key)
+            owners = tuple(o for o in self._ep_owners.get(addr.ip, ()) if o.service_key != key)
             if owners:
                 self._ep_owners[addr.ip] = owners
             else:
@@ -274,7 +264,7 @@ class IndexBuilder:
         if addrs:
             self._addresses[key] = addrs
         for addr in addrs:
-            self._ep_owners[addr.ip] = (*self._ep_owners.get(addr.ip, ()), (key, addr))
+            self._ep_owners[addr.ip] = (*self._ep_owners.get(addr.ip, ()), addr)
 
     def _unlink_slice(self, sl: Slice) -> None:
         members = self._slices_of.get(sl.service_key)

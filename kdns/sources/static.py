@@ -109,23 +109,24 @@ def _endpoints_to_slices(obj: Mapping[str, Any]) -> list[Slice]:
     ns = str(meta.get("namespace") or "default")
     name = str(meta.get("name") or "")
     out = []
+    key = (ns, name)  # one tuple shared by every record of the object
     for i, subset in enumerate(obj.get("subsets") or ()):
         ports = objects._ports(subset.get("ports"))
-        eps = []
-        for ready, key in ((True, "addresses"), (False, "notReadyAddresses")):
-            for a in subset.get(key) or ():
+        eps: list[Endpoint] = []
+        for ready, field_name in ((True, "addresses"), (False, "notReadyAddresses")):
+            for a in subset.get(field_name) or ():
                 ip = objects._ip(a.get("ip"))
                 if ip is None:
                     continue
                 ref = a.get("targetRef") or {}
                 pod = str(ref.get("name") or "") if ref.get("kind") == "Pod" else ""
-                eps.append(
-                    Endpoint(
-                        (ip,),
-                        str(a.get("hostname") or "").lower(),
-                        pod.lower() if len(pod) < 64 else "",
-                        ready,
-                    )
+                eps += objects.endpoints(
+                    key,
+                    ports,
+                    (ip,),
+                    hostname=str(a.get("hostname") or "").lower(),
+                    pod_name=pod.lower() if len(pod) < 64 else "",
+                    ready=ready,
                 )
         out.append(Slice(ns, f"endpoints/{name}/{i}", name, "IPv4", tuple(eps), ports, None))
     return out
