@@ -72,6 +72,22 @@ class Endpoint:
     ports: tuple[Port, ...]  # its slice's ports
     service_key: Key  # (namespace, service label value) of its slice
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Unpickled (snapshot compaction pickles each slice apart) with its zone interned
+        # again, so the thousands of endpoints of a zone keep sharing one string.
+        return (
+            _endpoint,
+            (
+                self.ip,
+                self.hostname,
+                self.pod_name,
+                self.ready,
+                self.zone,
+                self.ports,
+                self.service_key,
+            ),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Slice:
@@ -255,6 +271,18 @@ def endpoints(
     hostnames are mostly empty and pod names unique."""
     zone = sys.intern(zone)
     return [Endpoint(ip, hostname, pod_name, ready, zone, ports, service_key) for ip in ips]
+
+
+def _endpoint(
+    ip: str,
+    hostname: str,
+    pod_name: str,
+    ready: bool,
+    zone: str,
+    ports: tuple[Port, ...],
+    service_key: Key,
+) -> Endpoint:
+    return Endpoint(ip, hostname, pod_name, ready, sys.intern(zone), ports, service_key)
 
 
 def slice_from(obj: Mapping[str, Any]) -> Slice:
