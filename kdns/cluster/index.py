@@ -73,7 +73,9 @@ class IndexBuilder:
         # and the next write copies only the shard it touches.
         self._services: CowMap[Key, Service] = CowMap()
         self._slices: dict[Key, Slice] = {}
-        self._slices_of: dict[Key, set[Key]] = {}
+        # Names of each service's slices (all in its namespace): a tuple, as most services have
+        # one slice and a set would cost 4 times the memory at 10k services.
+        self._slices_of: dict[Key, tuple[str, ...]] = {}
         self._pods: dict[Key, Pod] = {}
         self._namespaces: CowMap[str, Namespace] = CowMap()
         self._addresses: CowMap[Key, tuple[Endpoint, ...]] = CowMap()
@@ -139,8 +141,11 @@ class IndexBuilder:
             if old_slice is not None and old_slice.service_key != obj.service_key:
                 self._unlink_slice(old_slice)
             self._slices[obj.key] = obj
-            self._slices_of.setdefault(obj.service_key, set()).add(obj.key)
-            self._dirty.add(obj.service_key)
+            skey = obj.service_key
+            members = self._slices_of.get(skey, ())
+            if obj.name not in members:
+                self._slices_of[skey] = (*members, obj.name)
+            self._dirty.add(skey)
         elif isinstance(obj, Pod):
             old_pod = self._pods.get(obj.key)
             if old_pod == obj:
@@ -259,7 +264,7 @@ class IndexBuilder:
         service = self._services.get(key)
         if service is None:
             return
-        slices = [self._slices[k] for k in self._slices_of.get(key, ()) if k in self._slices]
+        slices = [self._slices[(key[0], name)] for name in self._slices_of.get(key, ())]
         addrs = _addresses(service, slices)
         if addrs:
             self._addresses[key] = addrs
@@ -267,12 +272,13 @@ class IndexBuilder:
             self._ep_owners[addr.ip] = (*self._ep_owners.get(addr.ip, ()), addr)
 
     def _unlink_slice(self, sl: Slice) -> None:
-        members = self._slices_of.get(sl.service_key)
-        if members is not None:
-            members.discard(sl.key)
-            if not members:
-                del self._slices_of[sl.service_key]
-        self._dirty.add(sl.service_key)
+        skey = sl.service_key
+        members = tuple(n for n in self._slices_of.get(skey, ()) if n != sl.name)
+        if members:
+            self._slices_of[skey] = members
+        else:
+            self._slices_of.pop(skey, None)
+        self._dirty.add(skey)
 
     def _drop_cluster_ips(self, svc: Service) -> None:
         for ips, by_ip in (
