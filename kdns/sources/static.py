@@ -236,11 +236,12 @@ def parse_bytes(raw: bytes, file: str) -> Snapshot:
     Serialising the survivors into one buffer, dropping every parsed object, and rebuilding
     from the buffer lets those arenas go and packs the projections into fresh ones.
 
-    Each object is its own pickle: unpickling keeps every intermediate (the state list of each
-    record) until its pickle ends, and a single pickle of the whole snapshot would leave those
-    freed among the rebuilt objects at the end (10+ MiB of holes at 100k endpoints). Nothing is
-    shared between two objects that one pickle per object would duplicate, except interned
-    zone names, which stay shared within a slice.
+    Each object is its own pickle: unpickling keeps every intermediate (each record's state or
+    constructor arguments) until its pickle ends, and a single pickle of the whole snapshot
+    would leave those freed among the rebuilt objects at the end (~15 MiB of holes at 100k
+    endpoints). What separate objects shared (a JSON file's repeated label names) is then held
+    once per object, far less than those holes; zone names, interned at parse, are interned
+    again as endpoints unpickle.
     """
     snap = parse(raw.decode(errors="replace"), file)
     if len(raw) < COMPACT_MIN_BYTES:
