@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kdns.cluster.index import IndexBuilder
-from kdns.cluster.objects import Endpoint, Port, Service, Slice
+from kdns.cluster.objects import Port, Service, Slice, endpoints
 
 PORTS = (Port("http", 80, "tcp"),)
 
@@ -30,8 +30,9 @@ def ip(i: int, j: int) -> str:
 
 def slice_of(i: int, per: int, first: str | None = None) -> Slice:
     ips = [first or ip(i, 0)] + [ip(i, j) for j in range(1, per)]
-    eps = tuple(Endpoint((a,), "", "", True) for a in ips)
-    return Slice(f"ns{i % 10}", f"svc-{i:05d}-a", f"svc-{i:05d}", "IPv4", eps, PORTS, None)
+    ns, name = f"ns{i % 10}", f"svc-{i:05d}"
+    eps = tuple(endpoints((ns, name), PORTS, ips))
+    return Slice(ns, f"{name}-a", name, "IPv4", eps, PORTS, None)
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from kdns.cluster.index import Address
-from kdns.cluster.objects import Key
+from kdns.cluster.imports import ClusterAddress
+from kdns.cluster.objects import Endpoint, Key
 from kdns.dns import names
 from kdns.dns.frozen import fast_init
 
@@ -71,7 +71,7 @@ def dependencies(labels: tuple[str, ...], pods: str) -> tuple[Key, ...] | None:
     return ((namespace, labels[-3]), ("", namespace))
 
 
-def endpoint_label(addr: Address, pod_names: bool) -> str:
+def endpoint_label(addr: Endpoint | ClusterAddress, pod_names: bool) -> str:
     """The name of an endpoint: hostname, else pod name (endpoint_pod_names), else dashed IP."""
     if addr.hostname:
         return addr.hostname

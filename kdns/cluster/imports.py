@@ -32,10 +32,8 @@ def _addresses(slices: Iterable[Slice]) -> tuple[ClusterAddress, ...]:
     out: list[ClusterAddress] = []
     for sl in sorted(slices, key=lambda s: s.name):
         for ep in sl.endpoints:
-            if not ep.ready:  # a ServiceImport has no publishNotReadyAddresses
-                continue
-            for ip in ep.addresses:
-                out.append(ClusterAddress(sl.cluster, ip, ep.hostname, ep.pod_name, sl.ports))
+            if ep.ready:  # a ServiceImport has no publishNotReadyAddresses
+                out.append(ClusterAddress(sl.cluster, ep.ip, ep.hostname, ep.pod_name, ep.ports))
     return tuple(out)
 
 

@@ -16,21 +16,9 @@ from types import MappingProxyType
 
 from kdns.cluster.cowmap import CowMap
 from kdns.cluster.imports import ClusterAddress, ImportsBuilder
-from kdns.cluster.objects import Key, Namespace, Pod, Port, Service, ServiceImport, Slice
+from kdns.cluster.objects import Endpoint, Key, Namespace, Pod, Service, ServiceImport, Slice
 
 KINDS = ("Namespace", "Service", "EndpointSlice", "Pod", "ServiceImport")
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """One published endpoint address of a service, with the ports of its slice."""
-
-    ip: str
-    hostname: str
-    pod_name: str
-    ports: tuple[Port, ...]
-    # Part of the value, so a zone-only change re-versions the service (zonal answers read it).
-    zone: str = ""
 
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
@@ -39,14 +27,17 @@ _EMPTY: Mapping[str, object] = MappingProxyType({})
 @dataclass(frozen=True, slots=True)
 class ClusterIndex:
     services: Mapping[Key, Service] = field(default_factory=dict)
-    addresses: Mapping[Key, tuple[Address, ...]] = field(default_factory=dict)
+    # The published endpoint addresses of each service: the records of its slices (ready
+    # ones, or all with publishNotReadyAddresses), in slice name order.
+    addresses: Mapping[Key, tuple[Endpoint, ...]] = field(default_factory=dict)
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     service_namespaces: frozenset[str] = frozenset()
     pods_by_ip: Mapping[str, tuple[Pod, ...]] = field(default_factory=dict)
     cluster_ip_owners: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)
     # Services by external IP (spec.externalIPs, load balancer ingress): k8s_external's PTRs.
     external_ip_owners: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)
-    endpoint_ip_owners: Mapping[str, tuple[tuple[Key, Address], ...]] = field(default_factory=dict)
+    # The same records by IP, for PTRs (each names its service: `service_key`).
+    endpoint_ip_owners: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
     # The generation at which each service key (namespace, name), and each namespace
     # ("", namespace), last changed: an answer that depends only on those stays valid across
     # publishes that touch other objects (the fast path keeps serving it).
@@ -63,15 +54,14 @@ class ClusterIndex:
         return namespace in self.namespaces or namespace in self.service_namespaces
 
 
-def _addresses(service: Service, slices: Iterable[Slice]) -> tuple[Address, ...]:
-    out: list[Address] = []
-    for sl in sorted(slices, key=lambda s: s.name):
-        for ep in sl.endpoints:
-            if not ep.ready and not service.publish_not_ready:
-                continue
-            for ip in ep.addresses:
-                out.append(Address(ip, ep.hostname, ep.pod_name, sl.ports, ep.zone))
-    return tuple(out)
+def _addresses(service: Service, slices: Iterable[Slice]) -> tuple[Endpoint, ...]:
+    """The slices' own records, filtered and ordered: no new object per address."""
+    ordered = sorted(slices, key=lambda s: s.name)
+    every = service.publish_not_ready
+    out = tuple(ep for sl in ordered for ep in sl.endpoints if every or ep.ready)
+    if len(ordered) == 1 and len(out) == len(ordered[0].endpoints):
+        return ordered[0].endpoints  # the same records: share the slice's tuple
+    return out
 
 
 class IndexBuilder:
@@ -83,11 +73,13 @@ class IndexBuilder:
         # and the next write copies only the shard it touches.
         self._services: CowMap[Key, Service] = CowMap()
         self._slices: dict[Key, Slice] = {}
-        self._slices_of: dict[Key, set[Key]] = {}
+        # Names of each service's slices (all in its namespace): a tuple, as most services have
+        # one slice and a set would cost 4 times the memory at 10k services.
+        self._slices_of: dict[Key, tuple[str, ...]] = {}
         self._pods: dict[Key, Pod] = {}
         self._namespaces: CowMap[str, Namespace] = CowMap()
-        self._addresses: CowMap[Key, tuple[Address, ...]] = CowMap()
-        self._ep_owners: CowMap[str, tuple[tuple[Key, Address], ...]] = CowMap()
+        self._addresses: CowMap[Key, tuple[Endpoint, ...]] = CowMap()
+        self._ep_owners: CowMap[str, tuple[Endpoint, ...]] = CowMap()
         self._cip_owners: CowMap[str, tuple[Key, ...]] = CowMap()
         self._ext_owners: CowMap[str, tuple[Key, ...]] = CowMap()
         self._pods_by_ip: CowMap[str, tuple[Pod, ...]] = CowMap()
@@ -149,8 +141,11 @@ class IndexBuilder:
             if old_slice is not None and old_slice.service_key != obj.service_key:
                 self._unlink_slice(old_slice)
             self._slices[obj.key] = obj
-            self._slices_of.setdefault(obj.service_key, set()).add(obj.key)
-            self._dirty.add(obj.service_key)
+            skey = obj.service_key
+            members = self._slices_of.get(skey, ())
+            if obj.name not in members:
+                self._slices_of[skey] = (*members, obj.name)
+            self._dirty.add(skey)
         elif isinstance(obj, Pod):
             old_pod = self._pods.get(obj.key)
             if old_pod == obj:
@@ -261,7 +256,7 @@ class IndexBuilder:
 
     def _recompute(self, key: Key) -> None:
         for addr in self._addresses.pop(key, ()):
-            owners = tuple(o for o in self._ep_owners.get(addr.ip, ()) if o[0] != key)
+            owners = tuple(o for o in self._ep_owners.get(addr.ip, ()) if o.service_key != key)
             if owners:
                 self._ep_owners[addr.ip] = owners
             else:
@@ -269,20 +264,21 @@ class IndexBuilder:
         service = self._services.get(key)
         if service is None:
             return
-        slices = [self._slices[k] for k in self._slices_of.get(key, ()) if k in self._slices]
+        slices = [self._slices[(key[0], name)] for name in self._slices_of.get(key, ())]
         addrs = _addresses(service, slices)
         if addrs:
             self._addresses[key] = addrs
         for addr in addrs:
-            self._ep_owners[addr.ip] = (*self._ep_owners.get(addr.ip, ()), (key, addr))
+            self._ep_owners[addr.ip] = (*self._ep_owners.get(addr.ip, ()), addr)
 
     def _unlink_slice(self, sl: Slice) -> None:
-        members = self._slices_of.get(sl.service_key)
-        if members is not None:
-            members.discard(sl.key)
-            if not members:
-                del self._slices_of[sl.service_key]
-        self._dirty.add(sl.service_key)
+        skey = sl.service_key
+        members = tuple(n for n in self._slices_of.get(skey, ()) if n != sl.name)
+        if members:
+            self._slices_of[skey] = members
+        else:
+            self._slices_of.pop(skey, None)
+        self._dirty.add(skey)
 
     def _drop_cluster_ips(self, svc: Service) -> None:
         for ips, by_ip in (

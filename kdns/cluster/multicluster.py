@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from kdns.cluster import answer, clustername
 from kdns.cluster.answer import Answer, Item
 from kdns.cluster.clustername import ClusterName
-from kdns.cluster.imports import ClusterAddress
-from kdns.cluster.index import Address, ClusterIndex
+from kdns.cluster.index import ClusterIndex
 from kdns.cluster.objects import Port
 from kdns.cluster.options import Options, namespace_exposed
 from kdns.dns import records as rr
@@ -65,7 +64,8 @@ def _items(index: ClusterIndex, opts: Options, segs: Sequence[str]) -> list[Item
         # noendpoints: the clusterset's EndpointSlices are not read either.
         addrs = () if opts.noendpoints else index.import_addresses.get(imp.key, ())
         for addr in addrs:
-            label = _label(addr, opts.endpoint_pod_names)
+            # Named as the local zone's endpoints, so the two zones agree on what a name means.
+            label = answer.endpoint_label(addr, opts.endpoint_pod_names)
             if endpoint and (endpoint != label or cluster != addr.cluster):
                 continue
             target = f"{label}.{addr.cluster}.{base}" if addr.cluster else f"{label}.{base}"
@@ -74,11 +74,6 @@ def _items(index: ClusterIndex, opts: Options, segs: Sequence[str]) -> list[Item
     for ip in imp.ips:
         _add(items, ip, imp.ports, base, port, proto)
     return items
-
-
-def _label(addr: ClusterAddress, pod_names: bool) -> str:
-    # The names of the local zone's endpoints, so the two zones agree on what a name means.
-    return answer.endpoint_label(Address(addr.ip, addr.hostname, addr.pod_name, ()), pod_names)
 
 
 def _add(

@@ -8,7 +8,8 @@ small frozen records instead of whole objects is what keeps memory flat at clust
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,11 +53,40 @@ class Service:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    addresses: tuple[str, ...]
+    """One address of an EndpointSlice endpoint, with all that answers need of its slice.
+
+    An endpoint with several addresses becomes one record per address (as CoreDNS's
+    EndpointAddress). The same record is kept in its Slice, published among the service's
+    addresses, and listed as an owner of its IP for PTRs: one object per address is what keeps
+    the index small at 100k endpoints. Build them with `endpoints()`, which shares the slice's
+    ports and service key among its records. Every field is part of equality, so a slice
+    update that moves an endpoint to another zone or flips its readiness is a change (the
+    service is re-versioned) and one that changes nothing DNS reads is not.
+    """
+
+    ip: str
     hostname: str
     pod_name: str  # targetRef name when it is a Pod and under 64 characters
     ready: bool
-    zone: str = ""  # the topology zone it runs in (lower-case): `zonal` names select by it
+    zone: str  # the topology zone it runs in (lower-case): `zonal` names select by it
+    ports: tuple[Port, ...]  # its slice's ports
+    service_key: Key  # (namespace, service label value) of its slice
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Unpickled (snapshot compaction pickles each slice apart) with its zone interned
+        # again, so the thousands of endpoints of a zone keep sharing one string.
+        return (
+            _endpoint,
+            (
+                self.ip,
+                self.hostname,
+                self.pod_name,
+                self.ready,
+                self.zone,
+                self.ports,
+                self.service_key,
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +95,7 @@ class Slice:
     name: str
     service: str
     address_type: str
-    endpoints: tuple[Endpoint, ...]
+    endpoints: tuple[Endpoint, ...]  # one per address, in the object's order (`endpoints()`)
     ports: tuple[Port, ...]
     trigger_time: float | None
     mc_service: str = ""  # the ServiceImport it backs (multicluster label), "" if none
@@ -227,13 +257,44 @@ def _trigger_time(meta: Mapping[str, Any]) -> float | None:
         return None
 
 
+def endpoints(
+    service_key: Key,
+    ports: tuple[Port, ...],
+    ips: Iterable[str],
+    hostname: str = "",
+    pod_name: str = "",
+    ready: bool = True,
+    zone: str = "",
+) -> list[Endpoint]:
+    """The records of one endpoint of a slice: one per address. Zone names repeat across
+    thousands of endpoints and each parsed one is a fresh string, so they are interned;
+    hostnames are mostly empty and pod names unique."""
+    zone = sys.intern(zone)
+    return [Endpoint(ip, hostname, pod_name, ready, zone, ports, service_key) for ip in ips]
+
+
+def _endpoint(
+    ip: str,
+    hostname: str,
+    pod_name: str,
+    ready: bool,
+    zone: str,
+    ports: tuple[Port, ...],
+    service_key: Key,
+) -> Endpoint:
+    return Endpoint(ip, hostname, pod_name, ready, sys.intern(zone), ports, service_key)
+
+
 def slice_from(obj: Mapping[str, Any]) -> Slice:
     meta = _meta(obj)
     labels = meta.get("labels") or {}
     if not isinstance(labels, Mapping):
         labels = {}
-    service = labels.get(SERVICE_NAME_LABEL)
-    endpoints = []
+    namespace = str(meta.get("namespace") or "default")
+    service = str(labels.get(SERVICE_NAME_LABEL) or "")
+    key = (namespace, service)  # one tuple shared by the slice's records
+    ports = _ports(obj.get("ports"))
+    records: list[Endpoint] = []
     for ep in obj.get("endpoints") or ():
         if not isinstance(ep, Mapping):
             continue
@@ -244,25 +305,23 @@ def slice_from(obj: Mapping[str, Any]) -> Slice:
         if isinstance(ref, Mapping) and ref.get("kind") == "Pod":
             name = str(ref.get("name") or "")
             pod_name = name if len(name) < 64 else ""
-        addrs = tuple(a for a in (_ip(x) for x in ep.get("addresses") or ()) if a)
-        if not addrs:
-            continue
-        endpoints.append(
-            Endpoint(
-                addresses=addrs,
-                hostname=str(ep.get("hostname") or "").lower(),
-                pod_name=pod_name.lower(),
-                ready=ready is None or bool(ready),  # unset means ready (API contract)
-                zone=str(ep.get("zone") or "").lower(),
-            )
+        addrs = [a for a in (_ip(x) for x in ep.get("addresses") or ()) if a]
+        records += endpoints(
+            key,
+            ports,
+            addrs,
+            hostname=str(ep.get("hostname") or "").lower(),
+            pod_name=pod_name.lower(),
+            ready=ready is None or bool(ready),  # unset means ready (API contract)
+            zone=str(ep.get("zone") or "").lower(),
         )
     return Slice(
-        namespace=str(meta.get("namespace") or "default"),
+        namespace=namespace,
         name=meta["name"],
-        service=str(service or ""),
+        service=service,
         address_type=str(obj.get("addressType") or "IPv4"),
-        endpoints=tuple(endpoints),
-        ports=_ports(obj.get("ports")),
+        endpoints=tuple(records),
+        ports=ports,
         trigger_time=_trigger_time(meta),
         mc_service=str(labels.get(MC_SERVICE_NAME_LABEL) or ""),
         cluster=str(labels.get(MC_SOURCE_CLUSTER_LABEL) or "").lower(),

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from kdns.cluster import answer, clustername
 from kdns.cluster.answer import Answer, Item
 from kdns.cluster.clustername import ClusterName
-from kdns.cluster.index import Address, ClusterIndex
-from kdns.cluster.objects import Key
+from kdns.cluster.index import ClusterIndex
+from kdns.cluster.objects import Endpoint, Key
 from kdns.cluster.options import Options, namespace_exposed, service_visible
 from kdns.dns import records as rr
 from kdns.dns.message import NOERROR, Reply
@@ -81,7 +81,7 @@ def lookup(
 
 def _addresses(
     index: ClusterIndex, opts: Options, service: str, namespace: str
-) -> tuple[Address, ...] | None:
+) -> tuple[Endpoint, ...] | None:
     """The ready addresses of a visible headless service; None when it has no zonal names."""
     if not namespace_exposed(index, opts, namespace):
         return None
@@ -93,7 +93,7 @@ def _addresses(
     return index.addresses.get((namespace, service), ())
 
 
-def _items(addrs: list[Address], service: str, namespace: str, pod_names: bool) -> list[Item]:
+def _items(addrs: list[Endpoint], service: str, namespace: str, pod_names: bool) -> list[Item]:
     """One item per endpoint port (one without a port when its slice has none), owned by the
     endpoint's own name, as the service name's items are."""
     base = f"{service}.{namespace}.svc."

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdns.cluster.index import ClusterIndex, IndexBuilder
-from kdns.cluster.objects import Endpoint, Namespace, Pod, Port, Service, Slice
+from kdns.cluster.objects import Namespace, Pod, Port, Service, Slice, endpoints
 
 NAMESPACES = ("a", "b")
 NAMES = ("s0", "s1", "s2")
@@ -25,16 +25,28 @@ services = st.builds(
     st.booleans(),
 )
 slices = st.builds(
-    lambda ns, name, svc, eps: Slice(ns, f"{svc}-{name}", svc, "IPv4", tuple(eps), PORTS, None),
+    lambda ns, name, svc, eps: Slice(
+        ns,
+        f"{svc}-{name}",
+        svc,
+        "IPv4",
+        tuple(
+            r
+            for ips, host, ready, zone in eps
+            for r in endpoints((ns, svc), PORTS, ips, host, "", ready, zone)
+        ),
+        PORTS,
+        None,
+    ),
     st.sampled_from(NAMESPACES),
     st.sampled_from(("x", "y")),
     st.sampled_from(NAMES),
     st.lists(
-        st.builds(
-            lambda ip, host, ready: Endpoint((ip,), host, "", ready),
-            st.sampled_from(IPS),
+        st.tuples(
+            st.lists(st.sampled_from(IPS), min_size=1, max_size=2),  # one endpoint, its addresses
             st.sampled_from(("", "h")),
             st.booleans(),
+            st.sampled_from(("", "z1", "z2")),
         ),
         max_size=3,
     ),
@@ -121,3 +133,41 @@ def test_publish_without_changes_returns_the_same_snapshot() -> None:
     assert first.cluster_ip_owners["10.0.0.1"] == (("a", "s"),)
     assert "10.0.0.1" not in second.cluster_ip_owners
     assert first.service_namespaces == {"a"} and second.service_namespaces == frozenset()
+
+
+def test_one_record_per_endpoint_address_serves_every_map() -> None:
+    """The slice's records are what the index publishes, by service and by IP: no copies."""
+    builder = IndexBuilder()
+    builder.upsert(Service("a", "h", "ClusterIP", (), True, "", PORTS, False, ()))
+    records = (
+        *endpoints(("a", "h"), PORTS, ("10.0.0.1", "10.0.0.2"), hostname="web-0", zone="z1"),
+        *endpoints(("a", "h"), PORTS, ("10.0.0.3",), ready=False),
+    )
+    sl = Slice("a", "h-x", "h", "IPv4", records, PORTS, None)
+    builder.upsert(sl)
+    index = builder.publish()
+    assert index.addresses[("a", "h")] == records[:2]
+    assert all(x is y for x, y in zip(index.addresses[("a", "h")], records, strict=False))
+    assert index.endpoint_ip_owners["10.0.0.2"][0] is records[1]
+    assert records[0].service_key is records[2].service_key  # one key per slice
+    assert "10.0.0.3" not in index.endpoint_ip_owners  # not ready, not published
+
+
+def test_only_dns_relevant_slice_changes_re_version_the_service() -> None:
+    builder = IndexBuilder()
+    builder.upsert(Service("a", "h", "ClusterIP", (), True, "", PORTS, True, ()))
+
+    def slice_with(ready: bool, zone: str) -> Slice:
+        records = tuple(endpoints(("a", "h"), PORTS, ("10.0.0.1",), ready=ready, zone=zone))
+        return Slice("a", "h-x", "h", "IPv4", records, PORTS, None)
+
+    builder.upsert(slice_with(True, "z1"))
+    first = builder.publish()
+    builder.upsert(slice_with(True, "z1"))  # an equal object: nothing to publish
+    assert builder.publish() is first
+    for ready, zone in ((False, "z1"), (False, "z2")):  # publishNotReadyAddresses: still listed
+        before = builder.current
+        builder.upsert(slice_with(ready, zone))
+        after = builder.publish()
+        assert after.versions[("a", "h")] > before.versions[("a", "h")]
+        assert [(a.ready, a.zone) for a in after.addresses[("a", "h")]] == [(ready, zone)]

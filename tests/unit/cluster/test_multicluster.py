@@ -16,7 +16,7 @@ from kdns import config
 from kdns.cluster import multicluster, selector
 from kdns.cluster.answer import Answer
 from kdns.cluster.index import ClusterIndex, IndexBuilder
-from kdns.cluster.objects import Endpoint, ServiceImport, Slice
+from kdns.cluster.objects import ServiceImport, Slice, endpoints
 from kdns.cluster.options import Options
 from kdns.diagnose.sources import Offline
 from kdns.dns import records as rr
@@ -215,7 +215,8 @@ def test_changes_reach_the_next_snapshot() -> None:
 
 def test_slices_feed_both_zones() -> None:
     builder = IndexBuilder()
-    both = Slice("ns", "s", "svc", "IPv4", (Endpoint(("10.0.0.7",), "", "", True),), (), None)
+    records = tuple(endpoints(("ns", "svc"), (), ("10.0.0.7",)))
+    both = Slice("ns", "s", "svc", "IPv4", records, (), None)
     builder.upsert(replace(both, mc_service="svc", cluster="c1"))
     builder.upsert(ServiceImport("ns", "svc", True, (), (), ()))
     index = builder.publish()

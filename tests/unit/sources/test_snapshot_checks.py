@@ -50,7 +50,7 @@ def test_warnings_alone_leave_the_snapshot_serving() -> None:
     snap = static.parse(yaml.safe_dump(docs, sort_keys=False), F)
     assert [s.name for s in snap.services] == ["web", "pay"]
     assert snap.services[1].external_name == "pay.example.com"
-    assert [e.addresses for s in snap.slices for e in s.endpoints] == [("10.1.1.1",)]
+    assert [e.ip for s in snap.slices for e in s.endpoints] == ["10.1.1.1"]
     assert [p.ips for p in snap.pods] == [()]
     # The same warnings (at the lines of the re-dumped file), less the one fixed above.
     fixed = [w.split(": ", 1)[1] for w in WARNINGS if "externalname" not in w]

@@ -34,7 +34,11 @@ def cluster(services: int) -> dict[str, Any]:
                 },
                 "addressType": "IPv4",
                 "endpoints": [
-                    {"addresses": [f"172.16.{i // 250}.{i % 250 + j}"], "hostname": f"h{j}"}
+                    {
+                        "addresses": [f"172.16.{i // 250}.{i % 250 + j}"],
+                        "hostname": f"h{j}",
+                        "zone": f"zone-{j % 2}",
+                    }
                     for j in range(3)
                 ],
                 "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
@@ -84,6 +88,12 @@ def test_a_big_file_comes_back_compacted_and_equal() -> None:
     compacted = static.parse_bytes(raw, "big.json")
     assert compacted == static.parse(raw.decode(), "big.json")
     assert len(compacted.services) == 2000
+    records = [e for s in compacted.slices for e in s.endpoints]
+    # Still one zone string per zone across slices, one key and ports tuple per slice.
+    assert len({id(e.zone) for e in records}) == 2
+    for sl in compacted.slices:
+        assert all(e.service_key is sl.endpoints[0].service_key for e in sl.endpoints)
+        assert all(e.ports is sl.ports for e in sl.endpoints)
 
 
 def test_a_small_file_is_parsed_as_is() -> None:
