@@ -16,6 +16,7 @@ counts in batches (`flush`), always before metrics are read.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import random
 import struct
@@ -32,6 +33,12 @@ MAX_ENTRIES = 20_000  # the hot set of a cluster is a few thousand names; this b
 MAX_QUERY = 300  # longer queries (EDNS options, cookies) take the full path
 MAX_ROTATIONS = 16
 FLUSH_EVERY = 4096  # entries with unreported hits before counts are handed on anyway
+# How many of them are handed on at a time then: each costs a few callbacks, and 4096 at once
+# held every other query for ~10 ms at 10,000 services (the p99.9 of the latency run).
+FLUSH_CHUNK = 256
+# Entries dropped at a time when the table is full: hot names come straight back, and a
+# small batch keeps the pause short (2,000 entries at once was a ~2 ms pause).
+EVICT_CHUNK = 256
 _SHUFFLED = (A, AAAA, MX)
 _TTL = struct.Struct("!I")
 
@@ -65,7 +72,7 @@ class FastPath:
         # Called once per entry, at its first flush; what they return is told that entry's hit
         # counts from then on (the metrics recorder resolves its counters once, not per query).
         self.on_first_hit: list[Callable[[Entry], Callable[[int], None] | None]] = []
-        self._pending: list[Entry] = []
+        self._pending: collections.deque[Entry] = collections.deque()
         self.doorkeeper = Doorkeeper()  # a reply is stored for a query seen before only
 
     def answer(self, data: bytes) -> bytes | None:
@@ -84,7 +91,7 @@ class FastPath:
         # Counting is deferred: a hit only bumps `pending`; flush() hands the counts on.
         if not entry.pending:
             if len(self._pending) >= FLUSH_EVERY:
-                self.flush()
+                self._flush_oldest(FLUSH_CHUNK)
             self._pending.append(entry)
         entry.pending += 1
         self.hits += 1
@@ -103,9 +110,14 @@ class FastPath:
 
     def flush(self) -> None:
         """Report the hits counted since the last flush. Metrics collection calls it before
-        reading counters, so scraped values are exact; it also runs every FLUSH_EVERY entries."""
-        pending, self._pending = self._pending, []
-        for entry in pending:
+        reading counters, so scraped values are exact; between scrapes the entries pending
+        longest are reported FLUSH_CHUNK at a time once FLUSH_EVERY wait."""
+        self._flush_oldest(len(self._pending))
+
+    def _flush_oldest(self, count: int) -> None:
+        pending = self._pending
+        for _ in range(min(count, len(pending))):
+            entry = pending.popleft()
             n = entry.pending
             entry.pending = 0
             if entry.fresh:
@@ -150,8 +162,9 @@ class FastPath:
                 )
             )
         if len(self.entries) >= self.max_entries:
-            # Drop the oldest tenth: cheap, and hot names come straight back.
-            for old in list(itertools.islice(self.entries, self.max_entries // 10 or 1)):
+            for old in list(
+                itertools.islice(self.entries, max(1, min(EVICT_CHUNK, self.max_entries // 10)))
+            ):
                 del self.entries[old]
         self.entries[key] = Entry(
             tails,

@@ -9,6 +9,7 @@ from kdns.dns import records as rr
 from kdns.dns import wire
 from kdns.dns.message import NOERROR, Reply, Request
 from kdns.plugins.memo import Memo
+from kdns.server import fastpath
 from kdns.server.fastpath import FastPath
 from tests.support.client import make_query
 
@@ -151,3 +152,26 @@ def test_address_records_are_shuffled_on_hits() -> None:
         assert sorted(got) == sorted(ips)
         orders.add(tuple(msg.to_wire()[-8 * 16 :]))
     assert len(orders) > 1
+
+
+def test_hit_counts_are_handed_on_in_small_batches_and_exactly_on_flush() -> None:
+    """Past FLUSH_EVERY entries with unreported hits, the oldest FLUSH_CHUNK are reported (a
+    short pause, not one for all of them); flush() reports the rest, so totals stay exact."""
+    fp = FastPath(max_entries=fastpath.FLUSH_EVERY + 100, clock=Clock())
+    counted: dict[int, int] = {}
+    queries = []
+    for i in range(fastpath.FLUSH_EVERY + 1):
+        memo = Memo()
+        memo.allow()
+        memo.on_hit.append(lambda n, i=i: counted.__setitem__(i, counted.get(i, 0) + n))
+        q = make_query(f"n{i}.shop.svc.cluster.local.", "A").to_wire()
+        fp.store(q, q, memo, [], None)
+        fp.store(q, q, memo, [], None)
+        queries.append(q)
+    for q in queries[:-1]:
+        assert fp.answer(q) is not None and fp.answer(q) is not None  # two hits each
+    assert counted == {}  # nothing reported while under FLUSH_EVERY pending entries
+    assert fp.answer(queries[-1]) is not None  # one more pending entry: the oldest go
+    assert counted == {i: 2 for i in range(fastpath.FLUSH_CHUNK)}
+    fp.flush()
+    assert counted == {**{i: 2 for i in range(fastpath.FLUSH_EVERY)}, fastpath.FLUSH_EVERY: 1}
