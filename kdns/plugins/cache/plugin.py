@@ -94,6 +94,8 @@ class CachePlugin(Service):
 
         self.stores: dict[Kind, Store] = {}
         self._fast_hits: dict[Kind, _FastHits] = {}
+        # The last reply stored, with its kind, TTL and shown form (see store()).
+        self._last_shown: tuple[Reply, Kind, float, Reply] | None = None
         for kind, tier in ((Kind.SUCCESS, config.success), (Kind.DENIAL, config.denial)):
             self.m.hits[kind] = child("coredns_cache_hits_total", "The count of cache hits.", kind)
             # Told the fast path's re-serves of entries of this kind: one shared counter, not
@@ -250,27 +252,38 @@ class CachePlugin(Service):
     ) -> Reply:
         """Remember `reply` if it may be cached; returns what the client should see."""
         cfg = self.config
-        kind = classify(reply)
-        if kind is None or reply.tc:
-            return reply
-        if kind is Kind.SERVFAIL:
-            # A failed refresh must not push out a (stale) good answer (RFC 8767).
-            if cfg.servfail <= 0 or key in self.stores[Kind.SUCCESS]:
+        kind: Kind
+        ttl: float
+        last = self._last_shown
+        if last is not None and last[0] is reply:
+            # The same reply object as the last one offered (the index's negative answers are
+            # one shared value per zone): its kind, TTL and shown form are known already.
+            _, kind, ttl, shown = last
+            if self._disabled(kind, name):
                 return reply
-            ttl: float = cfg.servfail
-            kind = Kind.DENIAL
         else:
-            disabled = cfg.disable_success if kind is Kind.SUCCESS else cfg.disable_denial
-            if disabled and names.longest_zone(name, disabled) is not None:
+            found = classify(reply)
+            if found is None or reply.tc:
                 return reply
-            tier = cfg.success if kind is Kind.SUCCESS else cfg.denial
-            ttl = minimal_ttl(reply, kind)
-            if reply.plugin not in INDEX_PLUGINS:
-                ttl = max(ttl, tier.min_ttl)
-            ttl = min(ttl, tier.max_ttl)
-            if ttl <= 0:
-                return reply
-        shown = reply if cfg.keepttl or all_ttls(reply, int(ttl)) else set_ttl(reply, int(ttl))
+            if found is Kind.SERVFAIL:
+                # A failed refresh must not push out a (stale) good answer (RFC 8767).
+                if cfg.servfail <= 0 or key in self.stores[Kind.SUCCESS]:
+                    return reply
+                kind, ttl = Kind.DENIAL, cfg.servfail
+            else:
+                kind = found
+                if self._disabled(kind, name):
+                    return reply
+                tier = cfg.success if kind is Kind.SUCCESS else cfg.denial
+                ttl = minimal_ttl(reply, kind)
+                if reply.plugin not in INDEX_PLUGINS:
+                    ttl = max(ttl, tier.min_ttl)
+                ttl = min(ttl, tier.max_ttl)
+                if ttl <= 0:
+                    return reply
+            shown = reply if cfg.keepttl or all_ttls(reply, int(ttl)) else set_ttl(reply, int(ttl))
+            if found is not Kind.SERVFAIL:  # storing a SERVFAIL also depends on the key
+                self._last_shown = (reply, kind, ttl, shown)
         store = self.stores[kind]
         if not store.admits(key):
             return shown  # full, and a name asked once: not worth an entry (see Store)
@@ -282,6 +295,13 @@ class CachePlugin(Service):
             self.stores[other].pop(key, None)
         store[key] = entry
         return shown
+
+    def _disabled(self, kind: Kind, name: str) -> bool:
+        """Whether `disable success|denial` keeps answers of this kind for `name` out."""
+        disabled = (
+            self.config.disable_success if kind is Kind.SUCCESS else self.config.disable_denial
+        )
+        return bool(disabled) and names.longest_zone(name, disabled) is not None
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
