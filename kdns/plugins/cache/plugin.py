@@ -94,6 +94,9 @@ class CachePlugin(Service):
 
         self.stores: dict[Kind, Store] = {}
         self._fast_hits: dict[Kind, _FastHits] = {}
+        # The entry the last store() made: a miss clears it after its answer arrives and reads
+        # it after its own store, with no await in between, so it is that miss's entry or None.
+        self._filled: Entry | None = None
         # The last reply stored, with its kind, TTL and shown form (see store()).
         self._last_shown: tuple[Reply, Kind, float, Reply] | None = None
         for kind, tier in ((Kind.SUCCESS, config.success), (Kind.DENIAL, config.denial)):
@@ -153,8 +156,13 @@ class CachePlugin(Service):
                 self.m.stale.inc()
                 return self._serve_stale(entry, self.clock() - entry.stored)
         self.m.misses.inc()
-        reply = await self._fetch(key, request, call_next)
-        stored = self._get(key)
+        # _fetch written out (one coroutine less on every miss): a name asked once is the
+        # commonest miss, and what it costs is the cold path's.
+        mark = self._mark()
+        fetched = await call_next(request)
+        self._filled = None  # from here to the read below nothing else runs: only our store
+        reply = self._keep(key, request, fetched, mark)
+        stored = self._filled  # the entry this miss filled, if the store took it
         if stored is not None and stored.filled is reply and not cfg.prefetch:
             self._memo_hit(stored, self.clock() - stored.stored)
         return reply
@@ -232,13 +240,27 @@ class CachePlugin(Service):
         keep: Callable[[Reply], bool] | None = None,
     ) -> Reply:
         """Ask the next plugin and store its reply (only if `keep` says so, where given)."""
-        note = memo.get()
-        mark = len(note.checks) if note is not None else 0
+        mark = self._mark()
         reply = await call_next(request)
         if keep is not None and not keep(reply):
             return reply
-        # The validity checks the plugins that answered gave for re-serving this reply.
-        valid = memo.every(note.checks[mark:]) if note is not None else None
+        return self._keep(key, request, reply, mark, hits)
+
+    def _mark(self) -> tuple[memo.Memo, int] | None:
+        """Where the validity checks of the plugins about to answer will start."""
+        note = memo.get()
+        return (note, len(note.checks)) if note is not None else None
+
+    def _keep(
+        self,
+        key: Key,
+        request: Request,
+        reply: Reply,
+        mark: tuple[memo.Memo, int] | None,
+        hits: int = 0,
+    ) -> Reply:
+        """Store a fetched reply with the validity checks its plugins gave since `mark`."""
+        valid = memo.every(mark[0].checks[mark[1] :]) if mark is not None else None
         return self.store(key, request.name, reply, self.clock(), hits, valid)
 
     def store(
@@ -294,6 +316,7 @@ class CachePlugin(Service):
             other = Kind.DENIAL if kind is Kind.SUCCESS else Kind.SUCCESS
             self.stores[other].pop(key, None)
         store[key] = entry
+        self._filled = entry
         return shown
 
     def _disabled(self, kind: Kind, name: str) -> bool:
