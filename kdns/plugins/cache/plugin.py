@@ -94,9 +94,6 @@ class CachePlugin(Service):
 
         self.stores: dict[Kind, Store] = {}
         self._fast_hits: dict[Kind, _FastHits] = {}
-        # The entry the last store() made: a miss clears it after its answer arrives and reads
-        # it after its own store, with no await in between, so it is that miss's entry or None.
-        self._filled: Entry | None = None
         # The last reply stored, with its kind, TTL and shown form (see store()).
         self._last_shown: tuple[Reply, Kind, float, Reply] | None = None
         for kind, tier in ((Kind.SUCCESS, config.success), (Kind.DENIAL, config.denial)):
@@ -159,11 +156,8 @@ class CachePlugin(Service):
         # _fetch written out (one coroutine less on every miss): a name asked once is the
         # commonest miss, and what it costs is the cold path's.
         mark = self._mark()
-        fetched = await call_next(request)
-        self._filled = None  # from here to the read below nothing else runs: only our store
-        reply = self._keep(key, request, fetched, mark)
-        stored = self._filled  # the entry this miss filled, if the store took it
-        if stored is not None and stored.filled is reply and not cfg.prefetch:
+        reply, stored = self._keep(key, request, await call_next(request), mark)
+        if stored is not None and not cfg.prefetch:
             self._memo_hit(stored, self.clock() - stored.stored)
         return reply
 
@@ -244,7 +238,7 @@ class CachePlugin(Service):
         reply = await call_next(request)
         if keep is not None and not keep(reply):
             return reply
-        return self._keep(key, request, reply, mark, hits)
+        return self._keep(key, request, reply, mark, hits)[0]
 
     def _mark(self) -> tuple[memo.Memo, int] | None:
         """Where the validity checks of the plugins about to answer will start."""
@@ -258,7 +252,7 @@ class CachePlugin(Service):
         reply: Reply,
         mark: tuple[memo.Memo, int] | None,
         hits: int = 0,
-    ) -> Reply:
+    ) -> tuple[Reply, Entry | None]:
         """Store a fetched reply with the validity checks its plugins gave since `mark`."""
         valid = memo.every(mark[0].checks[mark[1] :]) if mark is not None else None
         return self.store(key, request.name, reply, self.clock(), hits, valid)
@@ -271,8 +265,9 @@ class CachePlugin(Service):
         now: float,
         hits: int = 0,
         valid: Callable[[], bool] | None = None,
-    ) -> Reply:
-        """Remember `reply` if it may be cached; returns what the client should see."""
+    ) -> tuple[Reply, Entry | None]:
+        """Remember `reply` if it may be cached. Returns what the client should see, and the
+        entry made for it (None when it was not stored)."""
         cfg = self.config
         kind: Kind
         ttl: float
@@ -282,33 +277,33 @@ class CachePlugin(Service):
             # one shared value per zone): its kind, TTL and shown form are known already.
             _, kind, ttl, shown = last
             if self._disabled(kind, name):
-                return reply
+                return reply, None
         else:
             found = classify(reply)
             if found is None or reply.tc:
-                return reply
+                return reply, None
             if found is Kind.SERVFAIL:
                 # A failed refresh must not push out a (stale) good answer (RFC 8767).
                 if cfg.servfail <= 0 or key in self.stores[Kind.SUCCESS]:
-                    return reply
+                    return reply, None
                 kind, ttl = Kind.DENIAL, cfg.servfail
             else:
                 kind = found
                 if self._disabled(kind, name):
-                    return reply
+                    return reply, None
                 tier = cfg.success if kind is Kind.SUCCESS else cfg.denial
                 ttl = minimal_ttl(reply, kind)
                 if reply.plugin not in INDEX_PLUGINS:
                     ttl = max(ttl, tier.min_ttl)
                 ttl = min(ttl, tier.max_ttl)
                 if ttl <= 0:
-                    return reply
+                    return reply, None
             shown = reply if cfg.keepttl or all_ttls(reply, int(ttl)) else set_ttl(reply, int(ttl))
             if found is not Kind.SERVFAIL:  # storing a SERVFAIL also depends on the key
                 self._last_shown = (reply, kind, ttl, shown)
         store = self.stores[kind]
         if not store.admits(key):
-            return shown  # full, and a name asked once: not worth an entry (see Store)
+            return shown, None  # full, and a name asked once: not worth an entry (see Store)
         # What each hit answers with: the same records, written by the cache.
         served = shown.with_records(shown.answer, shown.authority, shown.additional, self.name)
         entry = Entry(served, shown, now, ttl, kind, hits=hits, last_hit=now, valid=valid)
@@ -316,8 +311,7 @@ class CachePlugin(Service):
             other = Kind.DENIAL if kind is Kind.SUCCESS else Kind.SUCCESS
             self.stores[other].pop(key, None)
         store[key] = entry
-        self._filled = entry
-        return shown
+        return shown, entry
 
     def _disabled(self, kind: Kind, name: str) -> bool:
         """Whether `disable success|denial` keeps answers of this kind for `name` out."""
