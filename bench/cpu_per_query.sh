@@ -12,14 +12,9 @@ set -u
 kdns=$1 conf=$2 data=$3; shift 3
 mixes=${*:-a uniq mix20}
 log=$(mktemp)
-taskset -c 1 $kdns serve --conf "$conf" >"$log" 2>&1 &
-pid=$!
+. "$(dirname "$0")/serve_kdns.sh"
+start_kdns "$kdns" "$conf" "$log"
 trap 'kill $pid 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 600); do
-  dig +short +time=1 +tries=1 -p 5320 @127.0.0.1 svc-1.default.svc.cluster.local 2>/dev/null \
-    | grep -q '^[0-9]' && break
-  sleep 0.5
-done
 taskset -c 0 dnsperf -s 127.0.0.1 -p 5320 -d "$data/q-a.txt" -l 3 -q 100 >/dev/null 2>&1  # warm
 ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
 steal() { awk '/^cpu / {print $9}' /proc/stat; }

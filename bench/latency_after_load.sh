@@ -13,14 +13,9 @@ set -u
 [ $# -ge 3 ] || { sed -n 2,12p "$0"; exit 2; }
 kdns=$1 conf=$2 data=$3 uniq=${4:-$3} secs=${SECONDS_PER_MIX:-10}
 out=$(mktemp -d)
-taskset -c 1 $kdns serve --conf "$conf" >"$out/kdns.log" 2>&1 &
-pid=$!
+. "$(dirname "$0")/serve_kdns.sh"
+start_kdns "$kdns" "$conf" "$out/kdns.log"
 trap 'kill $pid 2>/dev/null; rm -rf "$out"' EXIT
-for _ in $(seq 600); do
-  dig +short +time=1 +tries=1 -p 5320 @127.0.0.1 svc-1.default.svc.cluster.local 2>/dev/null \
-    | grep -q '^[0-9]' && break
-  sleep 0.5
-done
 rss() { awk '/VmRSS/ {printf "%d", $2 / 1024}' /proc/$pid/status; }
 echo -n "rss idle $(rss)"
 for m in a srvptr; do
