@@ -39,6 +39,7 @@ from kdns.plugins.base import (
     Service,
     background,
 )
+from kdns.plugins.validity import Checks, StillValid
 
 log = logging.getLogger("kdns.kubernetes")
 
@@ -267,6 +268,7 @@ class KubernetesPlugin(Service, Readiness):
             ["namespace"],
         )
         self._expansion_children: dict[str, Any] = {}
+        self.checks = Checks(self)
 
     def _make_source(self, ctx: BuildContext) -> Source:
         if self.config.snapshot:
@@ -363,11 +365,8 @@ class KubernetesPlugin(Service, Readiness):
         return reply
 
     def still_valid(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> StillValid:
-        """When bytes of this answer may be served again (see StillValid)."""
-        if deps is None or not index.synced:
-            return StillValid(self, index.generation, None, ())
-        versions = index.versions
-        return StillValid(self, index.generation, deps, tuple([versions.get(k, 0) for k in deps]))
+        """When bytes of this answer may be served again (see kdns.plugins.validity)."""
+        return self.checks.check(index, deps)
 
     def _count_nxdomain(self, cn: clustername.ClusterName, index: ClusterIndex) -> None:
         """Count NXDOMAINs, and those that are a pod's search list burning queries."""
@@ -391,42 +390,6 @@ class KubernetesPlugin(Service, Readiness):
         child.inc()
         if replay is not None:
             replay.on_hit.append(child.inc)
-
-
-class StillValid:
-    """Whether an answer given from one index snapshot still holds: the validity check the
-    fast path and the cache run before re-serving it. It compares version numbers and never
-    holds the snapshot (a memoised entry must not pin an old one). While no publish happened
-    the answer is valid outright; after one, it still is if none of the keys it depends on
-    changed (without keys: never). A slotted object rather than a closure: one is kept with
-    every stored reply, and this is a third of a closure's memory."""
-
-    __slots__ = ("_before", "_deps", "_plugin", "_seen")
-
-    def __init__(
-        self,
-        plugin: KubernetesPlugin,
-        generation: int,
-        deps: tuple[Key, ...] | None,
-        before: tuple[int, ...],
-    ) -> None:
-        self._plugin = plugin
-        self._seen = generation
-        self._deps = deps
-        self._before = before
-
-    def __call__(self) -> bool:
-        current = self._plugin.index
-        if current.generation == self._seen:
-            return True
-        if self._deps is None:
-            return False
-        versions = current.versions
-        for key, version in zip(self._deps, self._before, strict=True):
-            if versions.get(key, 0) != version:
-                return False
-        self._seen = current.generation  # unchanged by this publish: skip the lookup next time
-        return True
 
 
 def not_synced(reply: Reply, plugin: str) -> Reply:

@@ -16,7 +16,7 @@ from kdns.dns.message import DROP, REFUSED, SERVFAIL, Reply, Request
 from kdns.dns.records import CLASS_IN
 from kdns.plugins import memo
 from kdns.plugins.base import Handler
-from kdns.server.fastpath import Entry, FastPath
+from kdns.server.fastpath import FastPath
 
 log = logging.getLogger("kdns.server")
 
@@ -25,8 +25,9 @@ DROPPED = "dropped"
 
 # Called after every answered query: (request, reply, zone, seconds, wire size of the reply).
 Observer = Callable[[Request, Reply, str, float, int], None]
-# Called on an entry's first fast-path hit; returns what each of its hits calls, or None.
-FirstHit = Callable[[Entry], Callable[[int], None] | None]
+# Called when the fast path keeps a reply, with (request, reply, zone, credit) and the reply's
+# size; returns what each hit of those bytes calls, or None.
+Stored = Callable[[object, int], Callable[[int], None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class Observers:
     panicked: tuple[Callable[[], None], ...] = ()  # a plugin raised: SERVFAIL
     dropped: tuple[Callable[[str], None], ...] = ()  # (proto) no reply sent: undecodable or
     # an error reply over the rate limit
-    first_fast_hit: tuple[FirstHit, ...] = ()
+    fast_stored: tuple[Stored, ...] = ()
 
 
 ERROR_REPLIES_PER_SECOND = 1000.0
@@ -80,7 +81,7 @@ class Dispatcher:
         self.on_panic = observers.panicked
         self.on_drop = observers.dropped
         self.fastpath = FastPath()
-        self.fastpath.on_first_hit.extend(observers.first_fast_hit)
+        self.fastpath.on_store.extend(observers.fast_stored)
         self._error_budget = TokenBucket(ERROR_REPLIES_PER_SECOND)
         self._logged: set[str] = set()
 

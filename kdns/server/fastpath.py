@@ -11,7 +11,9 @@ pod repeats, costs no memory and cannot push out the names asked all day. TTLs o
 answers count down: the stored bytes are re-stamped once a second. Replies whose address
 records loadbalance shuffles are kept once per rotation of those records, served in turn
 (round-robin). A hit only bumps a counter; plugins and the metrics recorder are told the
-counts in batches (`flush`), always before metrics are read.
+counts in batches (`flush`), always before metrics are read. What the recorder counts for an
+entry's hits is resolved when the entry is made, so an entry holds no decoded request or reply:
+those would stay alive until a first hit and then leave holes across the heap.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from kdns.admission import Doorkeeper
 from kdns.dns.records import AAAA, MX, A
 from kdns.dns.wire import Span
+from kdns.interning import shared
 from kdns.plugins.memo import Memo, every
 
 MAX_ENTRIES = 20_000  # the hot set of a cluster is a few thousand names; this bounds memory
@@ -49,8 +52,6 @@ class Entry:
     until: float
     check: Callable[[], bool] | None
     on_hit: tuple[Callable[[int], None], ...]
-    stat: object  # what the full path saw, for the metrics recorder's first-hit resolution
-    size: int
     # When counting down: offset in tail, TTL as encoded, for each record in turn (one flat
     # tuple: an SRV answer with its addresses has 20+ records).
     ttls: tuple[int, ...]
@@ -58,7 +59,6 @@ class Entry:
     applied: int = 0  # seconds already taken off the encoded TTLs in `tails`
     turn: int = 0  # the rotation served next
     pending: int = 0  # hits not yet reported to `on_hit` (see FastPath.flush)
-    fresh: bool = True  # not flushed yet: the first flush resolves the recorder's callbacks
 
 
 class FastPath:
@@ -69,11 +69,15 @@ class FastPath:
         self.max_entries = max_entries
         self.clock = clock
         self.hits = 0
-        # Called once per entry, at its first flush; what they return is told that entry's hit
-        # counts from then on (the metrics recorder resolves its counters once, not per query).
-        self.on_first_hit: list[Callable[[Entry], Callable[[int], None] | None]] = []
+        # Called once per entry made, with what the full path saw and the reply's size; what
+        # they return is told that entry's hit counts (the metrics recorder resolves its
+        # counters once, not per hit).
+        self.on_store: list[Callable[[object, int], Callable[[int], None] | None]] = []
         self._pending: collections.deque[Entry] = collections.deque()
         self.doorkeeper = Doorkeeper()  # a reply is stored for a query seen before only
+        self._callbacks: dict[tuple[Callable[[int], None], ...], tuple[Callable[[int], None], ...]]
+        self._callbacks = {}
+        self._offsets: dict[tuple[int, ...], tuple[int, ...]] = {}
 
     def answer(self, data: bytes) -> bytes | None:
         """The reply for `data`, or None when the query must take the full path."""
@@ -120,17 +124,8 @@ class FastPath:
             entry = pending.popleft()
             n = entry.pending
             entry.pending = 0
-            if entry.fresh:
-                self._first_flush(entry)
             for cb in entry.on_hit:
                 cb(n)
-
-    def _first_flush(self, entry: Entry) -> None:
-        entry.fresh = False
-        extra = [cb for cb in (r(entry) for r in self.on_first_hit) if cb is not None]
-        if extra:
-            entry.on_hit = (*entry.on_hit, *extra)
-        entry.stat = None  # the request and reply it held are not needed any more
 
     def store(
         self, query: bytes, reply: bytes, memo: Memo, spans: list[Span], stat: object
@@ -156,11 +151,19 @@ class FastPath:
         born = now
         if memo.countdown is not None:
             born = memo.countdown[0] + memo.countdown[1]
-            ttls = tuple(
-                itertools.chain.from_iterable(
-                    (s[3] - 2, _TTL.unpack_from(reply, s[3])[0]) for s in spans
-                )
+            ttls = shared(
+                self._offsets,
+                tuple(
+                    itertools.chain.from_iterable(
+                        (s[3] - 2, _TTL.unpack_from(reply, s[3])[0]) for s in spans
+                    )
+                ),
             )
+        on_hit = tuple(memo.on_hit)
+        if self.on_store:
+            size = len(reply)
+            told = [cb for cb in (r(stat, size) for r in self.on_store) if cb is not None]
+            on_hit = (*on_hit, *told)
         if len(self.entries) >= self.max_entries:
             for old in list(
                 itertools.islice(self.entries, max(1, min(EVICT_CHUNK, self.max_entries // 10)))
@@ -170,9 +173,7 @@ class FastPath:
             tails,
             memo.until,
             every(memo.checks),
-            tuple(memo.on_hit),
-            stat,
-            len(reply),
+            shared(self._callbacks, on_hit),
             ttls,
             born,
         )

@@ -23,7 +23,6 @@ from kdns.dns.message import Reply, Request, rcode_name
 from kdns.dns.records import TYPE_NAMES
 from kdns.metrics import SIZE_BUCKETS, TIME_BUCKETS
 from kdns.server.dispatch import DROPPED, Observers, Route
-from kdns.server.fastpath import Entry
 
 __all__ = ["DROPPED", "TYPE_LABEL", "QueryRecorder", "observers"]
 
@@ -151,6 +150,7 @@ class QueryRecorder(Collector):
         self.panics = 0
         self.drops: dict[tuple[str, str], int] = {}  # (server, proto): queries sent no reply
         self._kinds: dict[tuple[str, str, str, bool, int, bool, int, str], _Slots] = {}
+        self._handles: dict[tuple[_Slots, int, int], FastHandle] = {}
 
     def count_panic(self) -> None:
         self.panics += 1
@@ -170,6 +170,17 @@ class QueryRecorder(Collector):
                 self._kinds.clear()  # the counters stay; only the shortcut is rebuilt
             slots = self._kinds[kind] = _Slots(self, server, zone, request, rcode, plugin)
         return slots
+
+    def fast_handle(self, slots: _Slots, req_size: int, resp_size: int) -> FastHandle:
+        """What each fast-path hit of a reply of this kind and these sizes bumps: one handle
+        for every stored reply alike (names of one length), not one per reply."""
+        key = (slots, req_size, resp_size)
+        handle = self._handles.get(key)
+        if handle is None:
+            if len(self._handles) >= MAX_KINDS:
+                self._handles.clear()  # handles given out still count right
+            handle = self._handles[key] = FastHandle(slots, req_size, resp_size)
+        return handle
 
     def observe(
         self, server: str, request: Request, reply: Reply, zone: str, seconds: float, size: int
@@ -289,18 +300,18 @@ def observers(
         if zone in enabled:
             observe(servers.get(zone, default), request, reply, zone, seconds, size)
 
-    def fast_hit(entry: Entry) -> Callable[[int], None] | None:
-        # An entry's first hit: `stat` is what the full path saw; resolve the counters
+    def fast_stored(stat: object, size: int) -> Callable[[int], None] | None:
+        # The fast path keeps a reply: `stat` is what the full path saw; resolve the counters
         # its hits bump once, and hand back what each hit calls.
         # The memo's credit names the plugin re-serves count for (the cache, whose entry
         # these bytes are, even when they were stored from the miss that filled it).
-        seen: tuple[Request, Reply, str, str] = entry.stat  # type: ignore[assignment]
+        seen: tuple[Request, Reply, str, str] = stat  # type: ignore[assignment]
         request, reply, zone, credit = seen
         if zone not in enabled:
             return None
         server = servers.get(zone, default)
         plugin = credit or reply.plugin
         slots = recorder.slots(server, zone, request, reply.rcode, plugin)
-        return FastHandle(slots, request.size, entry.size)
+        return recorder.fast_handle(slots, request.size, size)
 
-    return Observers((observer,), panicked, dropped, (fast_hit,))
+    return Observers((observer,), panicked, dropped, (fast_stored,))

@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry
 from kdns.corefile import CorefileError
 from kdns.dns.message import NOERROR, NXDOMAIN, SERVFAIL, Reply, Request
 from kdns.dns.records import a, rdata_text
+from kdns.plugins import memo
+from kdns.plugins.base import Handler
 from kdns.plugins.cache import CacheConfig, CachePlugin
 from kdns.plugins.forward import ForwardConfig, ForwardPlugin
 from kdns.server import chain
@@ -364,3 +366,75 @@ async def test_spoofed_replies_never_enter_the_cache(mode: str) -> None:
             assert [rdata_text(r) for r in again.answer] == ["192.0.2.10"]  # the genuine one
         else:
             assert again.rcode == SERVFAIL
+
+
+async def _ask_with_memo(cache: CachePlugin, handler: Handler) -> Reply:
+    """One query through the cache as the dispatcher runs it: with a memo plugins annotate."""
+    token = memo.current.set(memo.Memo())
+    try:
+        return await cache(request("web.shop.svc.cluster.local."), handler)
+    finally:
+        memo.current.reset(token)
+
+
+async def test_index_answers_keep_no_records_and_are_given_again_on_hits() -> None:
+    """An entry for an answer the index gives again while its check holds keeps no records:
+    a hit asks the index again and shows the answer as a stored one (aged, written by the
+    cache); a changed check or a different answer is a miss."""
+    calls = 0
+    valid = True
+    rcode = NOERROR
+
+    async def index(req: Request) -> Reply:
+        nonlocal calls
+        calls += 1
+        note = memo.get()
+        assert note is not None
+        note.allow(lambda: valid)
+        if rcode != NOERROR:
+            return Reply(rcode, aa=True, plugin="kubernetes")
+        return Reply(NOERROR, (a(req.qname, 30, "10.0.0.1"),), aa=True, plugin="kubernetes")
+
+    clock = Clock()
+    reg = CollectorRegistry()
+    cache = CachePlugin(parse_directive("cache 30", "cache"), context(reg), clock=clock)
+    labels = {"server": "dns://:1053", "zones": ".", "view": "", "type": "success"}
+
+    first = await _ask_with_memo(cache, index)
+    assert (first.plugin, ttls(first)) == ("kubernetes", [30])
+    clock.now += 7
+    hit = await _ask_with_memo(cache, index)
+    assert (hit.plugin, ttls(hit), calls) == ("cache", [23], 2)
+    assert [rdata_text(r) for r in hit.answer] == ["10.0.0.1"]
+    assert reg.get_sample_value("coredns_cache_hits_total", labels) == 1
+
+    rcode = NXDOMAIN  # the index now says otherwise under the same check: a miss, stored anew
+    changed = await _ask_with_memo(cache, index)
+    assert (changed.rcode, changed.plugin, calls) == (NXDOMAIN, "kubernetes", 3)
+    assert reg.get_sample_value("coredns_cache_hits_total", labels) == 1
+
+    rcode = NOERROR
+    valid = False  # the objects it came from changed: the entry ends before any hit
+    again = await _ask_with_memo(cache, index)
+    assert (again.plugin, ttls(again), calls) == ("kubernetes", [30], 4)
+
+
+async def test_with_serve_stale_index_answers_keep_their_records() -> None:
+    calls = 0
+
+    async def index(req: Request) -> Reply:
+        nonlocal calls
+        calls += 1
+        note = memo.get()
+        assert note is not None
+        note.allow(lambda: True)
+        return Reply(NOERROR, (a(req.qname, 30, "10.0.0.1"),), aa=True, plugin="kubernetes")
+
+    clock = Clock()
+    cache = CachePlugin(
+        parse_directive("cache 30 {\n serve_stale\n}", "cache"), context(), clock=clock
+    )
+    await _ask_with_memo(cache, index)
+    clock.now += 7
+    hit = await _ask_with_memo(cache, index)
+    assert (hit.plugin, ttls(hit), calls) == ("cache", [23], 1)

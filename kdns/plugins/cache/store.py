@@ -21,8 +21,9 @@ Key = tuple[str, int, int, bool, bool]
 
 @dataclass(slots=True)
 class Entry:
-    reply: Reply  # TTLs already capped to `ttl` (unless keepttl), labelled plugin="cache"
-    filled: Reply  # the same reply as the miss that stored it returned it (its writer's label)
+    # TTLs already capped to `ttl` (unless keepttl), labelled plugin="cache". None for an
+    # answer the plugins behind the cache give again while `valid` holds (see CachePlugin).
+    reply: Reply | None
     stored: float
     ttl: float  # seconds it is fresh
     kind: Kind  # SUCCESS or DENIAL
@@ -36,6 +37,7 @@ class Entry:
     refresh: asyncio.Task[Reply | None] | None = None
     # After a failed refresh of a stale entry: no new attempt before this (cache clock).
     retry_after: float = 0.0
+    expires: float = 0.0  # when the store drops it (its TTL and any serve_stale window)
 
 
 class Store:
@@ -57,29 +59,29 @@ class Store:
         self._ttu = ttu
         self._clock = clock
         self._evicted = evicted
-        self._data: OrderedDict[Key, tuple[float, Entry]] = OrderedDict()
+        # Each entry carries its own expiry (Entry.expires): no (expiry, entry) pair per key.
+        self._data: OrderedDict[Key, Entry] = OrderedDict()
         self.doorkeeper = Doorkeeper()
 
     def get(self, key: Key) -> Entry | None:
-        item = self._data.get(key)
-        if item is None:
+        entry = self._data.get(key)
+        if entry is None:
             return None
-        if item[0] <= self._clock():
+        if entry.expires <= self._clock():
             del self._data[key]
             return None
         self._data.move_to_end(key)
-        return item[1]
+        return entry
 
     def __contains__(self, key: Key) -> bool:
-        item = self._data.get(key)
-        return item is not None and item[0] > self._clock()
+        entry = self._data.get(key)
+        return entry is not None and entry.expires > self._clock()
 
     def __len__(self) -> int:
         return len(self._data)
 
     def pop(self, key: Key, default: None = None) -> Entry | None:
-        item = self._data.pop(key, None)
-        return item[1] if item is not None else default
+        return self._data.pop(key, default)
 
     def admits(self, key: Key) -> bool:
         """Whether a new entry for `key` would be kept: always while there is room or the key
@@ -92,23 +94,23 @@ class Store:
 
     def __setitem__(self, key: Key, entry: Entry) -> None:
         now = self._clock()
-        expires = self._ttu(key, entry, now)
+        entry.expires = expires = self._ttu(key, entry, now)
         data = self._data
         if expires <= now:
             data.pop(key, None)
             return
         if key in data:
-            data[key] = (expires, entry)
+            data[key] = entry
             data.move_to_end(key)
             return
         if len(data) >= self.capacity and not self.doorkeeper.seen_before(key):
             return
         while len(data) >= self.capacity > 0:
-            _, (old_expiry, _) = data.popitem(last=False)
-            if old_expiry > now:
+            _, old = data.popitem(last=False)
+            if old.expires > now:
                 self._evicted.inc()  # a live entry pushed out (expired ones just go)
         if self.capacity > 0:
-            data[key] = (expires, entry)
+            data[key] = entry
 
 
 class Kind(StrEnum):
