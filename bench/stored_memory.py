@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hot_path import queries  # noqa: E402
+from hot_path import queries
 
-from kdns.config import load  # noqa: E402
-from kdns.plugins.cache.plugin import CachePlugin  # noqa: E402
-from kdns.server.app import App  # noqa: E402
+from kdns.config import load
+from kdns.plugins.cache.plugin import CachePlugin
+from kdns.server.app import App
 
 
 def rss() -> float:
