@@ -407,7 +407,7 @@ def ptr_targets(index: ClusterIndex, opts: Options, ip: str) -> list[str]:
     out: list[str] = []
     if opts.noendpoints:
         return out
-    for addr in index.endpoint_ip_owners.get(ip, ()):
+    for addr in index.ip_owners(ip):
         key = addr.service_key
         svc = index.services.get(key)
         if svc is None or not namespace_exposed(index, opts, key[0]):

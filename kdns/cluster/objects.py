@@ -10,9 +10,11 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
+
+from kdns.dns.interning import shared
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # Multi-Cluster Services API (KEP-1645): EndpointSlices that back a ServiceImport.
@@ -25,9 +27,38 @@ Key = tuple[str, str]  # (namespace, name)
 
 @dataclass(frozen=True, slots=True)
 class Port:
+    """A service or slice port. A cluster has a few distinct ones (80/tcp, 53/udp, ...) on
+    thousands of objects: each is kept once, also across snapshot compaction."""
+
     name: str  # lower-case; "" for an unnamed port
     port: int
     protocol: str  # lower-case: tcp, udp, sctp
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_port, (self.name, self.port, self.protocol))
+
+
+# Ports and sets of ports, each kept once (see interning.shared).
+_PORTS: dict[Port, Port] = {}
+_PORT_SETS: dict[tuple[Port, ...], tuple[Port, ...]] = {}
+
+
+def _port(name: str, port: int, protocol: str) -> Port:
+    return shared(_PORTS, Port(name, port, protocol))
+
+
+def _reduce_sharing_ports(obj: Any) -> tuple[Any, ...]:
+    """How a Service or Slice is pickled (snapshot compaction): rebuilt with its ports kept
+    once across objects, as parsing made them."""
+    return (_rebuilt, (type(obj), tuple(getattr(obj, f.name) for f in fields(obj))))
+
+
+def _rebuilt(cls: type[Any], values: tuple[Any, ...]) -> Any:
+    names = [f.name for f in fields(cls)]
+    kept = (
+        shared(_PORT_SETS, v) if n == "ports" else v for n, v in zip(names, values, strict=True)
+    )
+    return cls(*kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +80,9 @@ class Service:
     @property
     def key(self) -> Key:
         return (self.namespace, self.name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce_sharing_ports(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +108,8 @@ class Endpoint:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Unpickled (snapshot compaction pickles each slice apart) with its zone interned
-        # again, so the thousands of endpoints of a zone keep sharing one string.
+        # again and its ports shared, so the thousands of endpoints of a zone keep sharing
+        # one string and those of every slice one set of ports.
         return (
             _endpoint,
             (
@@ -112,6 +147,9 @@ class Slice:
     @property
     def import_key(self) -> Key:
         return (self.namespace, self.mc_service)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce_sharing_ports(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +213,9 @@ def _ports(raw: Any) -> tuple[Port, ...]:
         if not isinstance(port, int):
             continue
         out.append(
-            Port(str(p.get("name") or "").lower(), port, str(p.get("protocol") or "TCP").lower())
+            _port(str(p.get("name") or "").lower(), port, str(p.get("protocol") or "TCP").lower())
         )
-    return tuple(out)
+    return shared(_PORT_SETS, tuple(out))
 
 
 def _ip(text: Any) -> str | None:
@@ -282,7 +320,9 @@ def _endpoint(
     ports: tuple[Port, ...],
     service_key: Key,
 ) -> Endpoint:
-    return Endpoint(ip, hostname, pod_name, ready, sys.intern(zone), ports, service_key)
+    return Endpoint(
+        ip, hostname, pod_name, ready, sys.intern(zone), shared(_PORT_SETS, ports), service_key
+    )
 
 
 def slice_from(obj: Mapping[str, Any]) -> Slice:

@@ -75,7 +75,7 @@ def front_services(index: ClusterIndex, opts: Options, *, named: bool = False) -
         return out
     done: set[tuple[str, str]] = set()
     for ip in opts.server_ips:
-        for addr in index.endpoint_ip_owners.get(ip, ()):
+        for addr in index.ip_owners(ip):
             key = addr.service_key
             svc = index.services.get(key)
             if key in done or svc is None or not service_visible(opts, svc):

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from kdns.cluster.index import ClusterIndex
 from kdns.cluster.objects import Key
-from kdns.interning import shared
+from kdns.dns.interning import shared
 
 # Checks shared within one index generation. A small table: what shares a check is asked
 # together (a pod's A and AAAA), and a flood of names asked once, each under a service name of

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdns.admission import Doorkeeper
+from kdns.dns.interning import shared
 from kdns.dns.records import AAAA, MX, A
 from kdns.dns.wire import Span
-from kdns.interning import shared
 from kdns.plugins.memo import Memo, every
 
 MAX_ENTRIES = 20_000  # the hot set of a cluster is a few thousand names; this bounds memory

@@ -83,7 +83,7 @@ def view(index: ClusterIndex) -> dict[str, object]:
         "service_namespaces": index.service_namespaces,
         "pods_by_ip": owners(index.pods_by_ip),
         "cluster_ip_owners": owners(index.cluster_ip_owners),
-        "endpoint_ip_owners": owners(index.endpoint_ip_owners),
+        "endpoint_ip_owners": owners({ip: index.ip_owners(ip) for ip in index.endpoint_ip_owners}),
     }
 
 
@@ -148,7 +148,7 @@ def test_one_record_per_endpoint_address_serves_every_map() -> None:
     index = builder.publish()
     assert index.addresses[("a", "h")] == records[:2]
     assert all(x is y for x, y in zip(index.addresses[("a", "h")], records, strict=False))
-    assert index.endpoint_ip_owners["10.0.0.2"][0] is records[1]
+    assert index.ip_owners("10.0.0.2")[0] is records[1]
     assert records[0].service_key is records[2].service_key  # one key per slice
     assert "10.0.0.3" not in index.endpoint_ip_owners  # not ready, not published
 
