@@ -9,6 +9,7 @@ so no step matches the zone or splits the name again.
 from __future__ import annotations
 
 import ipaddress
+import sys
 from dataclasses import dataclass
 
 from kdns.cluster.imports import ClusterAddress
@@ -63,7 +64,9 @@ def dependencies(labels: tuple[str, ...], pods: str) -> tuple[Key, ...] | None:
     """
     if len(labels) < 2 or labels[-1] not in ("svc", "pod"):
         return None
-    namespace = labels[-2]
+    # Interned: the fast path and the cache keep these keys with every stored reply, and each
+    # query's parse made a new string of the same few namespaces.
+    namespace = sys.intern(labels[-2])
     if labels[-1] == "pod":
         return (("", namespace),) if pods != "verified" else None
     if len(labels) == 2:

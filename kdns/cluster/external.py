@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import sys
 from dataclasses import dataclass
 
 from kdns.cluster.answer import REVERSE_ZONES, Answer, Item, endpoint_label
@@ -135,9 +136,10 @@ def answer(
 def _dependencies(segs: list[str]) -> tuple[Key, ...]:
     """The index keys a `[...].<svc>.<ns>.<zone>` answer reads: its namespace and service (the
     index versions both, so an answer kept as bytes lives while other objects change)."""
+    namespace = sys.intern(segs[-1])  # kept with stored replies (as clustername.dependencies)
     if len(segs) == 1:
-        return (("", segs[-1]),)
-    return ((segs[-1], segs[-2]), ("", segs[-1]))
+        return (("", namespace),)
+    return ((namespace, segs[-2]), ("", namespace))
 
 
 def _items(ctx: _Ctx, segs: list[str]) -> list[Item]:

@@ -3,9 +3,9 @@ validity checks, which the fast path and the cache keep with every reply they st
 
 An answer depends on a few index keys (its service, its namespace: `clustername.dependencies`).
 A check compares their version numbers with those the answer was made from, and never holds
-the snapshot itself (a stored reply must not pin an old index). Answers from one snapshot that
-depend on the same keys share one check, and the keys are built from strings kept once: with
-~20,000 stored replies at 10,000 services the checks were a fifth of what the replies cost.
+the snapshot itself (a stored reply must not pin an old index). One is kept with every stored
+reply, so it is small: a slotted object, and keys whose namespace string is interned where the
+name is parsed (`clustername.dependencies`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,6 @@ from typing import Protocol
 
 from kdns.cluster.index import ClusterIndex
 from kdns.cluster.objects import Key
-from kdns.dns.interning import shared
-
-# Checks shared within one index generation. A small table: what shares a check is asked
-# together (a pod's A and AAAA), and a flood of names asked once, each under a service name of
-# its own, would otherwise keep thousands of checks alive.
-MAX_SHARED_CHECKS = 1024
 
 
 class HasIndex(Protocol):
@@ -61,35 +55,24 @@ class StillValid:
 
 
 class Checks:
-    """The checks one plugin hands out, one per set of keys within an index generation."""
+    """The checks one plugin hands out; the one without keys is one per index generation."""
 
     def __init__(self, owner: HasIndex) -> None:
         self._owner = owner
-        self._by_deps: dict[tuple[Key, ...] | None, StillValid] = {}
-        self._generation = -1  # the generation the checks in _by_deps were made for
-        self._keys: dict[Key, Key] = {}  # namespace keys, kept once (see _canonical)
+        # The check without keys, and the generation it was made for.
+        self._everything: tuple[int, StillValid] | None = None
 
     def check(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> StillValid:
         """The check of an answer `index` gave that depends on `deps` (None: on everything)."""
-        if not index.synced:
-            deps = None
-        by_deps = self._by_deps
-        if self._generation != index.generation:
-            by_deps.clear()  # a check made from an older snapshot is never handed out again
-            self._generation = index.generation
-        found = by_deps.get(deps)
-        if found is None:
-            if len(by_deps) >= MAX_SHARED_CHECKS:
-                by_deps.clear()
-            before = () if deps is None else tuple([index.versions.get(k, 0) for k in deps])
-            kept = None if deps is None else tuple([self._canonical(k) for k in deps])
-            found = by_deps[deps] = StillValid(self._owner, index.generation, kept, before)
-        return found
-
-    def _canonical(self, key: Key) -> Key:
-        """`key` made of strings kept once: every check of a namespace names it, and a name
-        parsed from a query is a new string each time."""
-        namespace, name = key
-        if not namespace:  # ("", ns): the namespace's own key
-            return shared(self._keys, key)
-        return (shared(self._keys, ("", namespace))[1], name)
+        if deps is None or not index.synced:
+            made = self._everything
+            if made is None or made[0] != index.generation:
+                made = self._everything = (
+                    index.generation,
+                    StillValid(self._owner, index.generation, None, ()),
+                )
+            return made[1]
+        versions = index.versions
+        return StillValid(
+            self._owner, index.generation, deps, tuple([versions.get(k, 0) for k in deps])
+        )

@@ -1,13 +1,14 @@
-"""The kubernetes plugin's validity checks: shared within a snapshot, made of strings kept once,
-and ending exactly when a key an answer read changes."""
+"""The kubernetes plugin's validity checks: small (namespace strings kept once), and ending
+exactly when a key an answer read changes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdns.cluster import clustername
 from kdns.cluster.index import ClusterIndex, IndexBuilder
 from kdns.cluster.objects import Namespace
-from kdns.plugins.validity import MAX_SHARED_CHECKS, Checks
+from kdns.plugins.validity import Checks
 
 
 @dataclass
@@ -25,19 +26,22 @@ def _synced() -> tuple[IndexBuilder, Owner]:
 
 
 def _deps(ns: str, svc: str) -> tuple[tuple[str, str], ...]:
-    # Each query parses its own strings: equal, never the same objects.
-    return (("".join(ns), "".join(svc)), ("", "".join(ns)))
+    # As a query's parse gives them: its own strings, equal but never the same objects.
+    deps = clustername.dependencies(("".join(svc), "".join(ns), "svc"), "disabled")
+    assert deps is not None
+    return deps
 
 
-def test_answers_of_one_snapshot_with_the_same_keys_share_a_check() -> None:
-    _, owner = _synced()
+def test_a_check_without_keys_is_one_per_snapshot_and_ends_with_it() -> None:
+    builder, owner = _synced()
     checks = Checks(owner)
-    a = checks.check(owner.index, _deps("shop", "web"))
-    aaaa = checks.check(owner.index, _deps("shop", "web"))
-    other = checks.check(owner.index, _deps("shop", "api"))
-    assert a is aaaa
-    assert other is not a
-    assert a() and other()
+    first = checks.check(owner.index, None)
+    assert checks.check(owner.index, None) is first and first()
+    builder.upsert(Namespace("dev", ()))
+    owner.index = builder.publish()
+    assert not first()
+    after = checks.check(owner.index, None)
+    assert after is not first and after()
 
 
 def test_namespace_strings_are_kept_once() -> None:
@@ -47,8 +51,7 @@ def test_namespace_strings_are_kept_once() -> None:
     api = checks.check(owner.index, _deps("shop", "api"))
     web_keys, api_keys = web._deps, api._deps
     assert web_keys is not None and api_keys is not None
-    assert web_keys[1] is api_keys[1]  # ("", "shop"): one tuple
-    assert web_keys[0][0] is api_keys[0][0] is web_keys[1][1]  # "shop": one string
+    assert web_keys[0][0] is api_keys[0][0] is api_keys[1][1]  # "shop": one string
 
 
 def test_a_check_ends_when_its_keys_change_and_survives_other_changes() -> None:
@@ -63,14 +66,3 @@ def test_a_check_ends_when_its_keys_change_and_survives_other_changes() -> None:
     # A new snapshot hands out new checks, made from its versions.
     fresh = checks.check(owner.index, _deps("bank", "web"))
     assert fresh is not bank and fresh()
-
-
-def test_the_shared_table_is_bounded() -> None:
-    _, owner = _synced()
-    checks = Checks(owner)
-    first = checks.check(owner.index, _deps("shop", "svc-0"))
-    for i in range(1, MAX_SHARED_CHECKS + 1):  # a flood of names, each its own service
-        checks.check(owner.index, _deps("shop", f"svc-{i}"))
-    assert len(checks._by_deps) <= MAX_SHARED_CHECKS
-    assert checks.check(owner.index, _deps("shop", "svc-0")) is not first
-    assert first()  # a check handed out before stays right
