@@ -7,6 +7,12 @@ number of entries in the fast path and in each cache tier, and the bytes per sto
 
     python bench/stored_memory.py --conf /tmp/k10/kdns/Corefile \
         --queries /tmp/k10/q-a.txt /tmp/k10/q-srvptr.txt
+
+With `--rss` it skips tracemalloc (which costs memory of its own) and prints VmRSS before and
+after, and how long the periodic full collection (`heap.collect_all`) then takes: the pause
+every query sees once every `heap.FULL_INTERVAL` seconds, which grows with the objects the
+collector tracks. `--once FILE...` asks those files' queries once each, after the rest (names
+asked once: the cache's tiers fill with them, the fast path does not).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import asyncio
 import gc
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -22,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hot_path import queries
 
+from kdns import heap
 from kdns.config import load
 from kdns.plugins.cache.plugin import CachePlugin
 from kdns.server.app import App
@@ -74,6 +82,15 @@ async def main() -> None:
     print(f"fast path entries {fast}; cache entries {tiers}")
     print(f"VmRSS {rss_before:.1f} -> {rss():.1f} MiB")
     if args.rss:
+        pauses = []
+        for _ in range(3):
+            start = time.perf_counter()
+            heap.collect_all()
+            pauses.append((time.perf_counter() - start) * 1e3)
+        gc.unfreeze()
+        tracked = len(gc.get_objects())
+        gc.freeze()
+        print(f"full collection: {tracked} tracked objects, {min(pauses):.0f} ms (best of 3)")
         await app.shutdown()
         return
     after = tracemalloc.take_snapshot()
