@@ -377,24 +377,29 @@ async def _ask_with_memo(cache: CachePlugin, handler: Handler) -> Reply:
         memo.current.reset(token)
 
 
+@dataclass
+class FakeIndex:
+    """Answers as the kubernetes plugin does: with a validity check on the memo."""
+
+    calls: int = 0
+    valid: bool = True
+    rcode: int = NOERROR
+
+    async def __call__(self, req: Request) -> Reply:
+        self.calls += 1
+        note = memo.get()
+        assert note is not None
+        note.allow(lambda: self.valid)
+        if self.rcode != NOERROR:
+            return Reply(self.rcode, aa=True, plugin="kubernetes")
+        return Reply(NOERROR, (a(req.qname, 30, "10.0.0.1"),), aa=True, plugin="kubernetes")
+
+
 async def test_index_answers_keep_no_records_and_are_given_again_on_hits() -> None:
     """An entry for an answer the index gives again while its check holds keeps no records:
     a hit asks the index again and shows the answer as a stored one (aged, written by the
     cache); a changed check or a different answer is a miss."""
-    calls = 0
-    valid = True
-    rcode = NOERROR
-
-    async def index(req: Request) -> Reply:
-        nonlocal calls
-        calls += 1
-        note = memo.get()
-        assert note is not None
-        note.allow(lambda: valid)
-        if rcode != NOERROR:
-            return Reply(rcode, aa=True, plugin="kubernetes")
-        return Reply(NOERROR, (a(req.qname, 30, "10.0.0.1"),), aa=True, plugin="kubernetes")
-
+    index = FakeIndex()
     clock = Clock()
     reg = CollectorRegistry()
     cache = CachePlugin(parse_directive("cache 30", "cache"), context(reg), clock=clock)
@@ -404,32 +409,23 @@ async def test_index_answers_keep_no_records_and_are_given_again_on_hits() -> No
     assert (first.plugin, ttls(first)) == ("kubernetes", [30])
     clock.now += 7
     hit = await _ask_with_memo(cache, index)
-    assert (hit.plugin, ttls(hit), calls) == ("cache", [23], 2)
+    assert (hit.plugin, ttls(hit), index.calls) == ("cache", [23], 2)
     assert [rdata_text(r) for r in hit.answer] == ["10.0.0.1"]
     assert reg.get_sample_value("coredns_cache_hits_total", labels) == 1
 
-    rcode = NXDOMAIN  # the index now says otherwise under the same check: a miss, stored anew
+    index.rcode = NXDOMAIN  # the index says otherwise under the same check: a miss, stored anew
     changed = await _ask_with_memo(cache, index)
-    assert (changed.rcode, changed.plugin, calls) == (NXDOMAIN, "kubernetes", 3)
+    assert (changed.rcode, changed.plugin, index.calls) == (NXDOMAIN, "kubernetes", 3)
     assert reg.get_sample_value("coredns_cache_hits_total", labels) == 1
 
-    rcode = NOERROR
-    valid = False  # the objects it came from changed: the entry ends before any hit
+    index.rcode = NOERROR
+    index.valid = False  # the objects it came from changed: the entry ends before any hit
     again = await _ask_with_memo(cache, index)
-    assert (again.plugin, ttls(again), calls) == ("kubernetes", [30], 4)
+    assert (again.plugin, ttls(again), index.calls) == ("kubernetes", [30], 4)
 
 
 async def test_with_serve_stale_index_answers_keep_their_records() -> None:
-    calls = 0
-
-    async def index(req: Request) -> Reply:
-        nonlocal calls
-        calls += 1
-        note = memo.get()
-        assert note is not None
-        note.allow(lambda: True)
-        return Reply(NOERROR, (a(req.qname, 30, "10.0.0.1"),), aa=True, plugin="kubernetes")
-
+    index = FakeIndex()
     clock = Clock()
     cache = CachePlugin(
         parse_directive("cache 30 {\n serve_stale\n}", "cache"), context(), clock=clock
@@ -437,4 +433,4 @@ async def test_with_serve_stale_index_answers_keep_their_records() -> None:
     await _ask_with_memo(cache, index)
     clock.now += 7
     hit = await _ask_with_memo(cache, index)
-    assert (hit.plugin, ttls(hit), calls) == ("cache", [23], 1)
+    assert (hit.plugin, ttls(hit), index.calls) == ("cache", [23], 1)
