@@ -375,7 +375,7 @@ class KubernetesSource:
         if not isinstance(raw, Mapping):
             return None
         try:
-            return res.convert(raw)
+            obj = res.convert(raw)
         except (ObjectError, AttributeError, TypeError, ValueError) as exc:
             meta = raw.get("metadata") or {}
             log.warning(
@@ -386,6 +386,8 @@ class KubernetesSource:
                 exc,
             )
             return None
+        heap.untrack_records(obj)  # kept by the index for long, and never in a cycle
+        return obj
 
     async def _watch(self, res: Resource, rv: str) -> tuple[str, bool]:
         """Watch from `rv` until the stream ends. Returns the last version and whether any

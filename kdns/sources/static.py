@@ -78,6 +78,9 @@ class Snapshot:
     warnings: list[str] = field(default_factory=list)  # `file:line: message`, served anyway
 
     def load_into(self, builder: IndexBuilder) -> None:
+        for kind_objects in (self.namespaces, self.services, self.slices, self.pods, self.imports):
+            for obj in kind_objects:
+                heap.untrack_records(obj)  # kept by the index for long, and never in a cycle
         builder.replace_all("Namespace", self.namespaces)
         builder.replace_all("Service", self.services)
         builder.replace_all("EndpointSlice", self.slices)
