@@ -46,7 +46,7 @@ class Doorkeeper:
     def seen_before(self, key: Hashable) -> bool:
         """True when `key` was offered before (within the window); else remember it."""
         h = hash(key)
-        slot = h & self._mask
+        home = slot = h & self._mask
         tag = (h >> 32 & _TAG) or 1  # 0 marks an empty slot
         current = self._current
         # The first probe inline: at most half full, most lookups end there (a call saved).
@@ -58,7 +58,6 @@ class Doorkeeper:
             if current[slot] == tag:
                 return True
         previous = self._previous
-        home = h & self._mask
         v = previous[home]
         if v == tag or (v != 0 and previous[self._find(previous, home, tag)] == tag):
             return True

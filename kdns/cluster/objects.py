@@ -53,12 +53,14 @@ def _reduce_sharing_ports(obj: Any) -> tuple[Any, ...]:
     return (_rebuilt, (type(obj), tuple(getattr(obj, f.name) for f in fields(obj))))
 
 
+_PORTS_AT: dict[type[Any], int] = {}  # where each class has its `ports` field
+
+
 def _rebuilt(cls: type[Any], values: tuple[Any, ...]) -> Any:
-    names = [f.name for f in fields(cls)]
-    kept = (
-        shared(_PORT_SETS, v) if n == "ports" else v for n, v in zip(names, values, strict=True)
-    )
-    return cls(*kept)
+    at = _PORTS_AT.get(cls)
+    if at is None:
+        at = _PORTS_AT[cls] = [f.name for f in fields(cls)].index("ports")
+    return cls(*values[:at], shared(_PORT_SETS, values[at]), *values[at + 1 :])
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,19 +59,16 @@ class Checks:
 
     def __init__(self, owner: HasIndex) -> None:
         self._owner = owner
-        # The check without keys, and the generation it was made for.
-        self._everything: tuple[int, StillValid] | None = None
+        self._everything: StillValid | None = None  # the check without keys, of its generation
 
     def check(self, index: ClusterIndex, deps: tuple[Key, ...] | None) -> StillValid:
         """The check of an answer `index` gave that depends on `deps` (None: on everything)."""
         if deps is None or not index.synced:
-            made = self._everything
-            if made is None or made[0] != index.generation:
-                made = self._everything = (
-                    index.generation,
-                    StillValid(self._owner, index.generation, None, ()),
-                )
-            return made[1]
+            # A keyless check never moves its generation on (it fails after any publish).
+            found = self._everything
+            if found is None or found._seen != index.generation:
+                found = self._everything = StillValid(self._owner, index.generation, None, ())
+            return found
         versions = index.versions
         return StillValid(
             self._owner, index.generation, deps, tuple([versions.get(k, 0) for k in deps])

@@ -220,10 +220,12 @@ class CachePlugin(Service):
             del mark[0].checks[mark[1] :]
         self.m.hits[entry.kind].inc()
         self._memo_hit(entry, age)
-        ttl = int(entry.ttl)
-        shown = fresh if self.config.keepttl or all_ttls(fresh, ttl) else set_ttl(fresh, ttl)
-        served = shown.with_records(shown.answer, shown.authority, shown.additional, self.name)
-        return self._serve(served, age)
+        # As a stored entry is shown: every TTL the entry's, less its age (one copy, not a
+        # capped copy, a relabelled copy and an aged copy).
+        ttl = max(0, int(entry.ttl) - int(age))
+        if self.config.keepttl or all_ttls(fresh, ttl):
+            return fresh.with_records(fresh.answer, fresh.authority, fresh.additional, self.name)
+        return set_ttl(fresh, ttl, self.name)
 
     def _should_prefetch(self, entry: Entry, now: float, age: float) -> bool:
         cfg = self.config

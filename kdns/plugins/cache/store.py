@@ -153,9 +153,11 @@ def all_ttls(reply: Reply, ttl: int) -> bool:
     )
 
 
-def set_ttl(reply: Reply, ttl: int) -> Reply:
+def set_ttl(reply: Reply, ttl: int, plugin: str | None = None) -> Reply:
+    """`reply` with every TTL `ttl` (and written by `plugin`, when given)."""
     return reply.with_records(
         tuple(r.with_ttl(ttl) for r in reply.answer),
         tuple(r.with_ttl(ttl) for r in reply.authority),
         tuple(r.with_ttl(ttl) for r in reply.additional),
+        plugin,
     )
